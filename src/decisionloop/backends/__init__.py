@@ -1,0 +1,1 @@
+"""Backends: one Protocol per kind, implementations chosen by URL scheme through entry points."""

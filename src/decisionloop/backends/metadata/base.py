@@ -1,0 +1,137 @@
+"""The metadata store Protocol: one narrow repository per aggregate.
+
+Every write appends its audit event in the same transaction, so a state change and its record
+are never separated, even by a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from decisionloop.backends.metadata.records import (
+    AuditEvent,
+    Deployment,
+    ModelVersion,
+    NewModelVersion,
+    RegisteredModel,
+    Run,
+    RunStatus,
+    Snapshot,
+)
+
+
+class DatasetRepository(Protocol):
+    def add_snapshot(
+        self,
+        dataset: str,
+        *,
+        content_hash: str,
+        row_count: int,
+        columns: dict[str, Any],
+        artifact_key: str,
+        source: str,
+        actor: str,
+    ) -> Snapshot:
+        """Record a snapshot; the same content of the same data set returns the existing one."""
+        ...
+
+    def get_snapshot(self, snapshot_id: str) -> Snapshot: ...
+
+    def list_snapshots(self, dataset: str | None = None, limit: int = 100) -> list[Snapshot]: ...
+
+
+class RunRepository(Protocol):
+    def start(
+        self,
+        model_name: str,
+        *,
+        params: dict[str, Any],
+        tags: dict[str, str],
+        snapshot_id: str | None,
+        code_version: str | None,
+        actor: str,
+    ) -> Run: ...
+
+    def finish(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        metrics: dict[str, float],
+        error: str | None = None,
+        actor: str,
+    ) -> Run: ...
+
+    def get(self, run_id: str) -> Run: ...
+
+    def list(self, model_name: str | None = None, limit: int = 100) -> list[Run]: ...
+
+
+class ModelRepository(Protocol):
+    def register(self, new: NewModelVersion, *, actor: str) -> ModelVersion:
+        """Store a new version numbered one past the model's highest, atomically."""
+        ...
+
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+
+    def get_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+
+    def list_models(self) -> list[RegisteredModel]: ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> None:
+        """Point ``alias`` at ``version``; refuses ``champion`` for a version that failed gates."""
+        ...
+
+    def delete_alias(self, name: str, alias: str, *, actor: str) -> None: ...
+
+
+class DeploymentRepository(Protocol):
+    def create(
+        self,
+        *,
+        environment: str,
+        model_name: str,
+        version: int,
+        strategy: str,
+        actor: str,
+    ) -> Deployment: ...
+
+    def list(self, environment: str | None = None) -> list[Deployment]: ...
+
+
+class AuditRepository(Protocol):
+    def append(self, *, actor: str, action: str, resource: str, details: dict[str, Any]) -> int: ...
+
+    def list(self, *, resource: str | None = None, limit: int = 100) -> list[AuditEvent]: ...
+
+    def count(self) -> int: ...
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """Datasets, runs, models, deployments and the audit trail, behind one URL."""
+
+    url: str
+
+    @property
+    def datasets(self) -> DatasetRepository: ...
+
+    @property
+    def runs(self) -> RunRepository: ...
+
+    @property
+    def models(self) -> ModelRepository: ...
+
+    @property
+    def deployments(self) -> DeploymentRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent, safe from several processes)."""
+        ...
+
+    def close(self) -> None: ...

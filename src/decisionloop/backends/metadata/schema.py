@@ -1,0 +1,115 @@
+"""Tables of the metadata store (SQLAlchemy Core). Changes go through an Alembic migration."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("dataset", sa.String(100), sa.ForeignKey("datasets.name"), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("columns", Json, nullable=False),
+    sa.Column("artifact_key", sa.String(512), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("dataset", "content_hash", name="uq_snapshots_dataset_hash"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("model_name", sa.String(100), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("metrics", Json, nullable=False),
+    sa.Column("tags", Json, nullable=False),
+    sa.Column("snapshot_id", sa.String(32), sa.ForeignKey("snapshots.id"), nullable=True),
+    sa.Column("code_version", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=True),
+)
+
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column(
+        "model_name", sa.String(100), sa.ForeignKey("registered_models.name"), primary_key=True
+    ),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=True),
+    sa.Column("artifact_key", sa.String(512), nullable=False),
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("signature", Json, nullable=False),
+    sa.Column("metrics", Json, nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("snapshot_hash", sa.String(64), nullable=True),
+    sa.Column("code_version", sa.String(64), nullable=True),
+    sa.Column("gate_passed", sa.Boolean, nullable=False),
+    sa.Column("gate_report", Json, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_name", sa.String(100), primary_key=True),
+    sa.Column("alias", sa.String(50), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["model_name", "version"], ["model_versions.model_name", "model_versions.version"]
+    ),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("environment", sa.String(50), nullable=False),
+    sa.Column("model_name", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("strategy", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["model_name", "version"], ["model_versions.model_name", "model_versions.version"]
+    ),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("resource", sa.String(300), nullable=False, index=True),
+    sa.Column("details", Json, nullable=False),
+)

@@ -1,0 +1,255 @@
+"""`decisionloop`: parse, call one Platform verb, print. Errors become one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from decisionloop.errors import DecisionLoopError, Invalid
+
+app = typer.Typer(
+    name="decisionloop",
+    help="DecisionLoop: the MLOps loop for business decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project", "-p", help="Project folder (default: DECISIONLOOP_PROJECT_DIR or .)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _platform(project: Path | None):  # type: ignore[no-untyped-def]
+    from decisionloop.platform import Platform
+
+    return Platform.open(project)
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Project folder to create or fill.")],
+    data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file to learn from.")],
+    target: Annotated[str, typer.Option("--target", help="Column to predict (two classes).")],
+    positive: Annotated[
+        str | None, typer.Option(help="Target value that is the positive class.")
+    ] = None,
+    entity: Annotated[
+        str | None, typer.Option(help="Column identifying the entity (e.g. customer).")
+    ] = None,
+    timestamp: Annotated[
+        str | None, typer.Option(help="Event time column; splits by time.")
+    ] = None,
+    sensitive: Annotated[
+        str | None, typer.Option(help="Comma-separated sensitive columns.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: the folder's name).")
+    ] = None,
+    copy_data: Annotated[
+        bool, typer.Option("--copy-data", help="Copy the data into the project.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing project file.")
+    ] = False,
+) -> None:
+    """Profile a data file and write DIR/decisionloop.yaml."""
+    from decisionloop.cli.output import out
+    from decisionloop.project import init_project
+
+    path = init_project(
+        folder,
+        data=data,
+        target=target,
+        positive=positive,
+        entity=entity,
+        timestamp=timestamp,
+        sensitive=[s.strip() for s in sensitive.split(",") if s.strip()] if sensitive else [],
+        name=name,
+        copy_data=copy_data,
+        force=force,
+    )
+    out.print(f"wrote {path}\nnext: decisionloop run {folder}")
+
+
+@app.command()
+def run(
+    folder: Annotated[Path | None, typer.Argument(help="Project folder (default: .).")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Run the loop: ingest, validate, train, evaluate, gate, register, promote."""
+    from decisionloop.cli.output import loop_progress, loop_summary, out, print_json
+
+    with _platform(folder) as platform, loop_progress(enabled=not json) as progress:
+        result = platform.run(progress)
+    if json:
+        print_json(result.to_dict())
+    else:
+        out.print(loop_summary(result))
+
+
+@models_app.command("list")
+def models_list(project: ProjectOption = None, json: JsonOption = False) -> None:
+    """List registered models with their latest version and aliases."""
+    from decisionloop.cli.output import models_table, out, print_json
+
+    with _platform(project) as platform:
+        models = platform.list_models()
+    if json:
+        print_json(
+            [
+                {"name": m.name, "latest_version": m.latest_version, "aliases": m.aliases}
+                for m in models
+            ]
+        )
+    else:
+        out.print(models_table(models))
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME/VERSION.")],
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Show a model's versions, or one version in full."""
+    from decisionloop.cli.output import out, print_json, version_dict, versions_table
+    from decisionloop.refs import ModelRef
+
+    parsed = ModelRef.parse(ref)
+    with _platform(project) as platform:
+        if parsed.alias is None and parsed.version is None:
+            versions = platform.list_versions(parsed.name)
+            if json:
+                print_json([version_dict(v) for v in versions])
+            else:
+                out.print(versions_table(parsed.name, versions))
+            return
+        version = platform.get_version(parsed)
+    if json:
+        print_json(version_dict(version))
+    else:
+        out.print_json(data=version_dict(version))
+
+
+@app.command()
+def predict(
+    ref: Annotated[
+        str, typer.Argument(help="NAME, NAME@ALIAS or NAME/VERSION (default alias: champion).")
+    ],
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="CSV, Parquet or JSON rows to score.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write .csv or .json here (default: CSV on stdout)."),
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Score a file in batch; writes the input columns plus probability and label."""
+    from decisionloop.cli.output import err
+    from decisionloop.data.sources import read_table
+
+    frame = read_table(str(input))
+    with _platform(project) as platform:
+        result = platform.predict(ref, frame)
+    scored = frame.assign(probability=result.probabilities, label=result.labels)
+    if output is None:
+        scored.to_csv(sys.stdout, index=False)
+    elif output.suffix.lower() == ".json":
+        scored.to_json(output, orient="records", indent=1)
+    elif output.suffix.lower() == ".csv":
+        scored.to_csv(output, index=False)
+    else:
+        raise Invalid(f"unsupported output type {output.suffix!r}", hint="use .csv or .json")
+    err.print(f"scored {len(scored)} rows with {result.model_name}/{result.version}")
+
+
+@app.command()
+def serve(
+    project: ProjectOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default: serving.host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serving.port).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: serving.workers).")
+    ] = None,
+) -> None:
+    """Start the HTTP prediction service."""
+    import uvicorn
+
+    from decisionloop.config import export_project_dir, load_settings
+
+    settings = load_settings(project)
+    export_project_dir(settings.project_dir)
+    uvicorn.run(
+        "decisionloop.serving.http:app_from_environment",
+        factory=True,
+        host=host or settings.serving.host,
+        port=port if port is not None else settings.serving.port,
+        workers=workers or settings.serving.workers,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Where to build the example (default: a temporary folder)."),
+    ] = None,
+) -> None:
+    """Run the Telco churn example end to end and tell what happened."""
+    from decisionloop.cli.demo import run_demo
+
+    run_demo(folder)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one line and exit 2."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except DecisionLoopError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2 if exc.user_error else 1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        sys.stderr.write(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n"
+        )
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Data: reading sources, profiling, schema validation and content-hashed snapshots."""

@@ -1,0 +1,55 @@
+"""Binary classification metrics, computed the same way for every surface."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def binary_metrics(y_true: np.ndarray, proba: np.ndarray, *, threshold: float) -> dict[str, float]:
+    import numpy as np
+    from sklearn.metrics import (
+        accuracy_score,
+        brier_score_loss,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    predicted = (proba >= threshold).astype(int)
+    clipped = np.clip(proba, 1e-7, 1 - 1e-7)
+    return {
+        "auc": float(roc_auc_score(y_true, proba)),
+        "accuracy": float(accuracy_score(y_true, predicted)),
+        "log_loss": float(log_loss(y_true, clipped, labels=[0, 1])),
+        "precision": float(precision_score(y_true, predicted, zero_division=0)),
+        "recall": float(recall_score(y_true, predicted, zero_division=0)),
+        "f1": float(f1_score(y_true, predicted, zero_division=0)),
+        "brier": float(brier_score_loss(y_true, proba)),
+        "positive_rate": float(np.mean(y_true)),
+    }
+
+
+BINARY_METRICS = (
+    "auc",
+    "accuracy",
+    "log_loss",
+    "precision",
+    "recall",
+    "f1",
+    "brier",
+    "positive_rate",
+)
+
+
+def metric_names() -> list[str]:
+    """Every metric name the loop records, e.g. ``test_auc``."""
+    return [f"{part}_{name}" for part in ("train", "test") for name in BINARY_METRICS]
+
+
+def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{name}": value for name, value in metrics.items()}

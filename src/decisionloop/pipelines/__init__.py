@@ -1,0 +1,1 @@
+"""Pipelines: the loop as steps."""

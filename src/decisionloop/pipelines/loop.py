@@ -1,0 +1,257 @@
+"""One iteration of the loop: ingest, validate, train, evaluate, gate, register, promote."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from decisionloop.backends.metadata.records import NewModelVersion
+from decisionloop.config import ColumnSpec, DataSpec
+from decisionloop.errors import DecisionLoopError, InvalidConfig
+
+if TYPE_CHECKING:
+    from decisionloop.platform import Platform, ProgressCallback
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    model: str
+    version: int
+    aliases: list[str]
+    promoted: bool
+    run_id: str
+    snapshot_id: str
+    snapshot_hash: str
+    rows: int
+    metrics: dict[str, float]
+    gates: dict[str, Any]
+    split: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "aliases": self.aliases,
+            "promoted": self.promoted,
+            "run_id": self.run_id,
+            "snapshot_id": self.snapshot_id,
+            "snapshot_hash": self.snapshot_hash,
+            "rows": self.rows,
+            "metrics": self.metrics,
+            "gates": self.gates,
+            "split": self.split,
+            "params": self.params,
+        }
+
+
+def feature_columns(spec: DataSpec, columns: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+    skip = {spec.target, spec.entity, spec.timestamp, *spec.exclude}
+    return {name: col for name, col in columns.items() if name not in skip}
+
+
+def code_version(folder: Path) -> str | None:
+    """The git commit of the project folder (with ``-dirty`` when it has changes), if any."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
+    import numpy as np
+
+    from decisionloop.data.labels import encode_target, infer_positive
+    from decisionloop.data.profile import profile_columns
+    from decisionloop.data.snapshots import to_parquet_bytes
+    from decisionloop.data.sources import read_table
+    from decisionloop.data.validation import validate_frame
+    from decisionloop.evaluation.gates import check_gates, evaluate_gates
+    from decisionloop.evaluation.metrics import binary_metrics, metric_names, prefixed
+    from decisionloop.registry.bundle import ModelBundle
+    from decisionloop.training.preprocess import Preprocessor
+    from decisionloop.training.split import split_rows
+    from decisionloop.training.xgboost_trainer import XGBoostTrainer
+
+    settings = platform.settings
+    source = settings.data_source()
+    assert settings.data is not None
+    spec = settings.data
+    project_file = str(settings.project_dir / "decisionloop.yaml")
+
+    check_gates(settings.gates, metric_names())
+    progress("ingest", f"reading {source}")
+    raw = read_table(source)
+    for key, column in (
+        ("data.target", spec.target),
+        ("data.entity", spec.entity),
+        ("data.timestamp", spec.timestamp),
+    ):
+        if column is not None and column not in raw.columns:
+            raise InvalidConfig(
+                f"column {column!r} is not in the data "
+                f"(columns: {', '.join(map(str, raw.columns[:10]))})",
+                file=project_file,
+                key=key,
+                hint="name a column of the data file",
+            )
+    columns = dict(spec.columns) or profile_columns(raw)
+
+    progress("validate", f"checking {len(raw)} rows against {len(columns)} declared columns")
+    frame = validate_frame(raw, columns)
+    positive = (
+        spec.positive
+        if spec.positive is not None
+        else infer_positive(raw[spec.target], spec.target)
+    )
+    y, negative = encode_target(raw[spec.target], spec.target, positive)
+
+    # everything that can be refused is checked before anything is written
+    features = feature_columns(spec, columns)
+    timestamps = frame[spec.timestamp] if spec.timestamp else None
+    split = split_rows(
+        y, test_size=settings.model.test_size, seed=settings.model.seed, timestamps=timestamps
+    )
+
+    progress("snapshot", "storing a content-hashed snapshot")
+    blob = platform.artifacts.put(to_parquet_bytes(raw))
+    snapshot = platform.metadata.datasets.add_snapshot(
+        settings.name,
+        content_hash=blob.sha256,
+        row_count=len(raw),
+        columns={name: col.model_dump() for name, col in columns.items()},
+        artifact_key=blob.key,
+        source=source,
+        actor=platform.actor,
+    )
+
+    trainer = XGBoostTrainer(params=dict(settings.model.params), seed=settings.model.seed)
+    runs = platform.metadata.runs
+    run = runs.start(
+        settings.name,
+        params=trainer.get_params(),
+        tags={"trainer": settings.model.trainer, "split": split.strategy},
+        snapshot_id=snapshot.id,
+        code_version=code_version(settings.project_dir),
+        actor=platform.actor,
+    )
+    try:
+        progress("train", f"training XGBoost on {len(split.train_index)} rows")
+        train_frame = frame.iloc[split.train_index]
+        test_frame = frame.iloc[split.test_index]
+        preprocessor = Preprocessor.fit(train_frame, features)
+        x_train = preprocessor.transform(train_frame)
+        x_test = preprocessor.transform(test_frame)
+        y_train, y_test = y[split.train_index], y[split.test_index]
+        fit_part, valid_part = _validation_split(y_train, seed=settings.model.seed)
+        trainer.fit(
+            x_train[fit_part],
+            y_train[fit_part],
+            feature_names=list(preprocessor.feature_names),
+            validation=(x_train[valid_part], y_train[valid_part]),
+        )
+
+        progress("evaluate", f"scoring {len(split.test_index)} held-out rows")
+        threshold = settings.model.threshold
+        metrics = {
+            **prefixed(
+                "train",
+                binary_metrics(y_train, trainer.predict_proba(x_train), threshold=threshold),
+            ),
+            **prefixed(
+                "test", binary_metrics(y_test, trainer.predict_proba(x_test), threshold=threshold)
+            ),
+        }
+        report = evaluate_gates(settings.gates, metrics)
+        progress(
+            "gate",
+            "passed"
+            if report.passed
+            else "FAILED: " + "; ".join(r.describe() for r in report.results if not r.passed),
+        )
+
+        progress("register", "saving the model and registering a version")
+        bundle = ModelBundle(
+            preprocessor=preprocessor,
+            model=trainer,
+            inputs={name: columns[name] for name in preprocessor.input_columns},
+            threshold=threshold,
+            positive_label=positive,
+            negative_label=negative,
+        )
+        stored = bundle.save(platform.artifacts)
+        # the saved model must score exactly as evaluated: reload and compare
+        reloaded = ModelBundle.load(platform.artifacts, stored.key, stored.sha256)
+        if not np.allclose(
+            reloaded.model.predict_proba(x_test), trainer.predict_proba(x_test), atol=1e-6
+        ):
+            raise DecisionLoopError("the saved model does not reproduce its own test scores")
+        version = platform.metadata.models.register(
+            NewModelVersion(
+                model_name=settings.name,
+                artifact_key=stored.key,
+                artifact_sha256=stored.sha256,
+                signature=bundle.signature(),
+                metrics=metrics,
+                params={**trainer.get_params(), "split": split.describe()},
+                gate_passed=report.passed,
+                gate_report=report.to_dict(),
+                run_id=run.id,
+                snapshot_hash=snapshot.content_hash,
+                code_version=run.code_version,
+            ),
+            actor=platform.actor,
+        )
+        runs.finish(run.id, status="finished", metrics=metrics, actor=platform.actor)
+    except BaseException as exc:
+        runs.finish(
+            run.id, status="failed", metrics={}, error=str(exc)[:2000], actor=platform.actor
+        )
+        raise
+
+    aliases: list[str] = []
+    if report.passed:
+        progress("promote", f"{settings.name}/{version.version} becomes @{CHAMPION}")
+        platform.set_alias(settings.name, CHAMPION, version.version)
+        aliases.append(CHAMPION)
+    else:
+        progress("promote", f"{settings.name}/{version.version} kept out of @{CHAMPION}")
+    return LoopResult(
+        model=settings.name,
+        version=version.version,
+        aliases=aliases,
+        promoted=report.passed,
+        run_id=run.id,
+        snapshot_id=snapshot.id,
+        snapshot_hash=snapshot.content_hash,
+        rows=len(raw),
+        metrics=metrics,
+        gates=report.to_dict(),
+        split=split.describe(),
+        params=trainer.get_params(),
+    )
+
+
+def _validation_split(y: Any, *, seed: int) -> tuple[Any, Any]:
+    """Hold 10% of the training rows out for early stopping (stratified when possible)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(y))
+    try:
+        fit, valid = train_test_split(index, test_size=0.1, random_state=seed, stratify=y)
+    except ValueError:
+        fit, valid = train_test_split(index, test_size=0.1, random_state=seed)
+    return fit, valid

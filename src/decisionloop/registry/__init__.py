@@ -1,0 +1,1 @@
+"""The model registry: versions, aliases, signatures and safe (de)serialization."""

@@ -1,0 +1,1 @@
+"""Serving: the transport-free predictor and the HTTP app over it."""

@@ -1,0 +1,1 @@
+"""Conformance suites and fixtures for users' own tests."""

@@ -1,0 +1,1 @@
+"""Training: preprocessing saved as JSON, trainers, and the train/test split."""

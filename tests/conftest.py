@@ -1,0 +1,104 @@
+"""Shared fixtures: real services, found or started, and skipped only outside CI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = REPO / "services"
+IN_CI = bool(os.environ.get("CI"))
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip on a user's machine; fail in CI, where every backend must be tested for real."""
+    if IN_CI:
+        pytest.fail(f"service required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL URL (DECISIONLOOP_TEST_POSTGRES_URL or the local trust-auth server)."""
+    url = os.environ.get(
+        "DECISIONLOOP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    try:
+        import psycopg
+
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(conninfo, connect_timeout=3):
+            pass
+    except Exception as exc:
+        unavailable(f"PostgreSQL not reachable at {url}: {exc}")
+    return url
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A new empty schema-isolated database per test (dropped afterwards)."""
+    import uuid
+
+    import psycopg
+
+    name = f"dl_test_{uuid.uuid4().hex[:12]}"
+    admin = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def s3_env() -> dict[str, str]:
+    """Environment for the S3-compatible server, started with services/s3-up.sh if needed."""
+    run_dir = Path(os.environ.get("S3_RUN_DIR", "/tmp/decisionloop/s3"))
+    env_path = run_dir / "s3.env"
+    try:
+        subprocess.run(
+            ["bash", str(SERVICES / "s3-up.sh")],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        unavailable(f"S3 server could not be started by services/s3-up.sh: {detail.strip()}")
+    if not env_path.exists():
+        unavailable(f"S3 server started but {env_path} is missing")
+    return _env_file(env_path)
+
+
+@pytest.fixture
+def make_project() -> Callable[..., Path]:
+    """Return a factory writing a decisionloop.yaml into a temporary folder."""
+    import tempfile
+
+    import yaml
+
+    def factory(data: dict[str, object], folder: Path | None = None) -> Path:
+        target = folder or Path(tempfile.mkdtemp(prefix="dl-project-"))
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "decisionloop.yaml").write_text(yaml.safe_dump(data))
+        return target
+
+    return factory
