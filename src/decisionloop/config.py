@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from decisionloop.errors import InvalidConfig
@@ -75,12 +82,12 @@ class GateSpec(_Section):
     max: float | None = None
     severity: Literal["block", "warn"] = "block"
 
-    @field_validator("max")
-    @classmethod
-    def _one_bound(cls, value: float | None, info: Any) -> float | None:
-        if value is None and info.data.get("min") is None:
+    @model_validator(mode="after")
+    def _one_bound(self) -> GateSpec:
+        # a model validator: a field validator on `max` never runs when `max` is omitted
+        if self.min is None and self.max is None:
             raise ValueError("a gate needs `min` or `max`")
-        return value
+        return self
 
 
 class StorageSettings(_Section):

@@ -26,6 +26,7 @@ from decisionloop.testing.artifact_conformance import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
 def _raw_client(env: dict[str, str]) -> S3Client:
@@ -75,7 +76,7 @@ def _drop_bucket(client: S3Client, bucket: str) -> None:
     if keys is None:
         return
     for start in range(0, len(keys), 1000):
-        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start : start + 1000]]
         client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
     client.delete_bucket(Bucket=bucket)
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from decisionloop.errors import DecisionLoopError, Invalid
@@ -226,19 +225,12 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one line and exit 2."""
+    """Console entry point: usage and user errors print one line and exit 2."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.stderr.write("aborted\n")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2)
+        # standalone mode: typer prints usage errors and exits 2 by itself
+        app(args=args, prog_name="decisionloop")
     except DecisionLoopError as exc:
         if debug:
             raise

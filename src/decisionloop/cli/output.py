@@ -42,14 +42,26 @@ def loop_progress(enabled: bool = True) -> Iterator[ProgressCallback]:
         transient=True,
     )
     task = progress.add_task("starting", total=len(LOOP_STEPS), step="")
+    current: list[tuple[str, str]] = []
+
+    def finish_current(mark: str) -> None:
+        if current:
+            step, message = current.pop()
+            progress.console.print(f"{mark} [bold]{step:<9}[/] {message}")
 
     def report(step: str, message: str) -> None:
+        finish_current("[green]✓[/]")
+        current.append((step, message))
         done = LOOP_STEPS.index(step) if step in LOOP_STEPS else 0
         progress.update(task, completed=done, description=message, step=step)
-        progress.console.print(f"[green]✓[/] [bold]{step:<9}[/] {message}")
 
     with progress:
-        yield report
+        try:
+            yield report
+        except BaseException:
+            finish_current("[red]✗[/]")
+            raise
+        finish_current("[green]✓[/]")
         progress.update(task, completed=len(LOOP_STEPS))
 
 

@@ -46,6 +46,10 @@ def coerce_column(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Se
     if spec.type == "boolean":
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.astype("float64"), pd.Series(False, index=series.index)
+        if pd.api.types.is_numeric_dtype(series.dtype):
+            # 0/1 with gaps is read as floats: 1.0 would otherwise be compared as the text "1.0"
+            converted = series.astype("float64").where(series.isin([0, 1]))
+            return converted, present & converted.isna()
         text = series.astype("string").str.strip().str.lower()
         converted = pd.Series(float("nan"), index=series.index, dtype="float64")
         converted[text.isin(_TRUE)] = 1.0
@@ -53,6 +57,14 @@ def coerce_column(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Se
         return converted, present & converted.isna()
     if spec.type == "datetime":
         converted = pd.to_datetime(series, errors="coerce", utc=True)
+        retry = present & converted.isna()
+        if retry.any():
+            # the format is inferred from the first value, so "2024-01-02T10:00" after
+            # "2024-01-01" would be refused: parse the values that missed one by one
+            converted = converted.where(
+                ~retry,
+                pd.to_datetime(series.where(retry), errors="coerce", utc=True, format="mixed"),
+            )
         return converted, present & converted.isna()
     converted = series.astype("string")
     return converted.astype(object).where(present, None), pd.Series(False, index=series.index)

@@ -70,6 +70,10 @@ class Preprocessor:
                 "no usable feature columns",
                 hint="the data needs numeric, boolean or string columns besides the target",
             )
+        # the matrix holds every numeric column first, then the one-hot blocks (see transform)
+        names = [f.name for f in numeric] + [
+            f"{f.name}={category}" for f in categorical for category in f.categories
+        ]
         return cls(tuple(numeric), tuple(categorical), tuple(names))
 
     @property
@@ -92,10 +96,11 @@ class Preprocessor:
                 values = np.where(missing, fills, values)
             blocks.append(values.astype("float32"))
         for feature in self.categorical:
-            codes = pd.Categorical(
-                frame[feature.name].astype(object).where(frame[feature.name].notna(), None),
-                categories=list(feature.categories),
-            ).codes
+            # -1 for unknown and missing values (pd.Categorical warns on unknown values and
+            # will raise on them in pandas 4)
+            codes = pd.Index(list(feature.categories), dtype=object).get_indexer(
+                frame[feature.name].astype(object).where(frame[feature.name].notna(), None)
+            )
             one_hot = np.zeros((len(frame), len(feature.categories)), dtype="float32")
             known = codes >= 0
             one_hot[np.nonzero(known)[0], codes[known]] = 1.0

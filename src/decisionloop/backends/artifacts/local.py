@@ -87,12 +87,8 @@ class LocalArtifactStore:
         return verify(key, data, sha256)
 
     def download(self, key: str, path: Path, sha256: str | None = None) -> None:
-        source = self._path(key)
-        if not source.is_file():
-            raise NotFound(f"no artifact {key!r} in {self.url}")
-        if sha256 is not None:
-            verify(key, source.read_bytes(), sha256)
-        shutil.copyfile(source, path)
+        """Copy to ``path`` atomically; the bytes verified are the bytes written."""
+        self._write_atomic(path, self.get(key, sha256=sha256))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -61,6 +61,16 @@ def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) ->
     conn.execute(insert(table).values(**values).on_conflict_do_nothing())
 
 
+def _lock_model(conn: Connection, name: str) -> None:
+    """Lock the model's row until the transaction ends (PostgreSQL; SQLite writers are already
+    serialized), so concurrent writes to one model's versions and aliases take turns."""
+    conn.execute(
+        sa.select(t.registered_models.c.name)
+        .where(t.registered_models.c.name == name)
+        .with_for_update()
+    )
+
+
 class _Repo:
     def __init__(self, store: SqlMetadataStore) -> None:
         self.store = store
@@ -214,13 +224,8 @@ class SqlModels(_Repo):
                 t.registered_models,
                 {"name": new.model_name, "description": "", "created_at": now()},
             )
-            # Lock the model's row (PostgreSQL; SQLite is already serialized) so two
-            # registrations never compute the same next version.
-            conn.execute(
-                sa.select(t.registered_models.c.name)
-                .where(t.registered_models.c.name == new.model_name)
-                .with_for_update()
-            )
+            # Two registrations never compute the same next version.
+            _lock_model(conn, new.model_name)
             highest = conn.execute(
                 sa.select(sa.func.max(t.model_versions.c.version)).where(
                     t.model_versions.c.model_name == new.model_name
@@ -340,6 +345,7 @@ class SqlModels(_Repo):
 
     def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> None:
         with self.store.write() as conn:
+            _lock_model(conn, name)
             passed = conn.execute(
                 sa.select(t.model_versions.c.gate_passed).where(
                     t.model_versions.c.model_name == name, t.model_versions.c.version == version
@@ -375,6 +381,7 @@ class SqlModels(_Repo):
 
     def delete_alias(self, name: str, alias: str, *, actor: str) -> None:
         with self.store.write() as conn:
+            _lock_model(conn, name)
             deleted = conn.execute(
                 t.aliases.delete().where(t.aliases.c.model_name == name, t.aliases.c.alias == alias)
             )

@@ -1,0 +1,5 @@
+"""`python -m decisionloop` runs the CLI."""
+
+from decisionloop.cli.main import main
+
+main()
