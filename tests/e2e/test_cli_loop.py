@@ -144,7 +144,18 @@ def test_serve_answers_predictions_over_http(
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "decisionloop", "serve", "-p", str(project), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "decisionloop",
+            "serve",
+            "-p",
+            str(project),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

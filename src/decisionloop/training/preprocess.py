@@ -98,9 +98,8 @@ class Preprocessor:
         for feature in self.categorical:
             # -1 for unknown and missing values (pd.Categorical warns on unknown values and
             # will raise on them in pandas 4)
-            codes = pd.Index(list(feature.categories), dtype=object).get_indexer(
-                frame[feature.name].astype(object).where(frame[feature.name].notna(), None)
-            )
+            column = frame[feature.name].astype(object).where(frame[feature.name].notna(), None)
+            codes = pd.Index(list(feature.categories), dtype=object).get_indexer(pd.Index(column))
             one_hot = np.zeros((len(frame), len(feature.categories)), dtype="float32")
             known = codes >= 0
             one_hot[np.nonzero(known)[0], codes[known]] = 1.0
