@@ -499,3 +499,13 @@ def test_snapshot_round_trip() -> None:
     restored = from_parquet_bytes(to_parquet_bytes(frame))
 
     pd.testing.assert_frame_equal(restored, frame)
+
+
+def test_boolean_column_with_gaps_is_profiled_as_boolean(tmp_path: Path) -> None:
+    path = tmp_path / "flags.csv"
+    path.write_text("flag,n\nTrue,1\n,2\nFalse,3\n")
+    frame = read_table(str(path))
+    assert infer_column_type(frame["flag"]) == "boolean"
+    coerced = validate_frame(frame, {"flag": ColumnSpec(type="boolean")})
+    assert coerced["flag"].tolist()[0] == 1.0
+    assert coerced["flag"].isna().tolist() == [False, True, False]

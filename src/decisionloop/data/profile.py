@@ -25,6 +25,10 @@ def infer_column_type(series: pd.Series) -> ColumnType:
         return "number"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
+    # a boolean column with gaps arrives as objects: True, False and NaN
+    uniques = series.dropna().unique()
+    if 0 < len(uniques) <= 2 and {str(v).lower() for v in uniques} <= {"true", "false"}:
+        return "boolean"
     return "string"
 
 
