@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from decisionloop.errors import DecisionLoopError, Invalid
+
+if TYPE_CHECKING:
+    from decisionloop.platform import Platform
 
 app = typer.Typer(
     name="decisionloop",
@@ -38,7 +41,7 @@ def _root(
     _state["debug"] = debug
 
 
-def _platform(project: Path | None):  # type: ignore[no-untyped-def]
+def _platform(project: Path | None) -> Platform:
     from decisionloop.platform import Platform
 
     return Platform.open(project)
