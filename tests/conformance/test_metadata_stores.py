@@ -118,3 +118,22 @@ def test_checks_can_fail(
             check(store)
     finally:
         store.close()
+
+
+def test_references_to_missing_records_are_typed_errors(store: SqlMetadataStore) -> None:
+    from decisionloop.backends.metadata.records import NewModelVersion
+    from decisionloop.errors import Conflict, NotFound
+
+    with pytest.raises(NotFound):
+        store.runs.finish("0" * 32, status="finished", metrics={}, actor="t")
+    with pytest.raises(NotFound):
+        store.deployments.create(
+            environment="prod", model_name="ghost", version=1, strategy="direct", actor="t"
+        )
+    new = NewModelVersion("m", "k", "a" * 64, {}, {"auc": 1e20}, {}, True, {}, run_id="f" * 32)
+    with pytest.raises(Conflict):
+        store.models.register(new, actor="t")
+    ok = store.models.register(
+        NewModelVersion("m", "k", "a" * 64, {}, {"big": 1e20}, {}, True, {}), actor="t"
+    )
+    assert isinstance(store.models.get_version("m", ok.version).metrics["big"], float)

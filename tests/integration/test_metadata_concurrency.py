@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -89,6 +90,20 @@ try:
                 actor=actor,
             )
         print(json.dumps({"registered": registered}), flush=True)
+    elif mode == "race":
+        count, model, dataset, env = int(args[0]), args[1], args[2], args[3]
+        store.audit.count()  # connect before the start line
+        wait_for_go()
+        for n in range(count):
+            store.datasets.add_snapshot(
+                dataset, content_hash=f"same-{n:04d}", row_count=n, columns={"n": "int64"},
+                artifact_key=f"datasets/same-{n}", source="race", actor=f"pid-{os.getpid()}",
+            )
+            store.deployments.create(
+                environment=f"{env}-{n:04d}", model_name=model, version=1, strategy="replace",
+                actor=f"pid-{os.getpid()}",
+            )
+        print(json.dumps({"done": count}), flush=True)
     elif mode == "migrate":
         wait_for_go()
         store.migrate()
@@ -235,6 +250,46 @@ def test_concurrent_writers(store: SqlMetadataStore, url: str, tmp_path: Path) -
     }
 
 
+def test_concurrent_dedupe_and_replace(store: SqlMetadataStore, url: str, tmp_path: Path) -> None:
+    """Processes adding the same snapshots and deploying the same model into the same
+    environments at the same moment: one snapshot per content, one active deployment."""
+    store.migrate()
+    store.models.register(_plain_version(), actor="test")
+    go_file = tmp_path / "go"
+    racers, rounds = 4, 40
+    workers = [
+        _spawn("race", url, go_file, rounds, MODEL, DATASET, ENVIRONMENT) for _ in range(racers)
+    ]
+    _start_together(workers, go_file)
+    assert _finish(workers) == [{"done": rounds}] * racers
+
+    snapshots = store.datasets.list_snapshots(DATASET, limit=100_000)
+    assert sorted(s.content_hash for s in snapshots) == [f"same-{n:04d}" for n in range(rounds)]
+    events = store.audit.list(limit=100_000)
+    creates = Counter(e.details["snapshot"] for e in events if e.action == "snapshot.create")
+    assert creates == {s.id: 1 for s in snapshots}
+
+    deployments = store.deployments.list()
+    assert len(deployments) == racers * rounds
+    active = Counter(d.environment for d in deployments if d.status == "active")
+    assert active == {f"{ENVIRONMENT}-{n:04d}": 1 for n in range(rounds)}, "double active"
+    audited = Counter(e.details["id"] for e in events if e.action == "deployment.create")
+    assert audited == {d.id: 1 for d in deployments}
+
+
+def _plain_version(key: str = "k") -> NewModelVersion:
+    return NewModelVersion(
+        model_name=MODEL,
+        artifact_key=key,
+        artifact_sha256="0" * 64,
+        signature={},
+        metrics={},
+        params={},
+        gate_passed=True,
+        gate_report={},
+    )
+
+
 def _alembic_versions(url: str) -> list[str]:
     probe = SqlMetadataStore(url)
     try:
@@ -257,19 +312,7 @@ def test_concurrent_migrate(url: str, tmp_path: Path) -> None:
     try:
         store.migrate()
         assert store.current_revision() == HEAD_REVISION
-        registered = store.models.register(
-            NewModelVersion(
-                model_name=MODEL,
-                artifact_key="k",
-                artifact_sha256="0" * 64,
-                signature={},
-                metrics={},
-                params={},
-                gate_passed=True,
-                gate_report={},
-            ),
-            actor="test",
-        )
+        registered = store.models.register(_plain_version(), actor="test")
         assert registered.version == 1
         assert store.audit.count() == 1
     finally:
@@ -277,61 +320,64 @@ def test_concurrent_migrate(url: str, tmp_path: Path) -> None:
     assert _alembic_versions(url) == [HEAD_REVISION]
 
 
-def test_sqlite_survives_sigkill(tmp_path: Path) -> None:
-    """A writer killed mid-way leaves a sound database holding every acknowledged version."""
-    url = f"sqlite:///{tmp_path / 'metadata.db'}"
-    store = SqlMetadataStore(url)
-    store.migrate()
-    store.close()
-
+def _register_until_killed(url: str, tmp_path: Path, acks: int, delay: float) -> list[int]:
+    """Run a child registering versions; SIGKILL it ``delay`` s after ``acks`` acknowledgements.
+    Every version it acknowledged (printed after ``register()`` returned)."""
     child = _spawn("crash", url, tmp_path / "unused", MODEL)
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "ready"
     acknowledged: list[int] = []
     deadline = time.monotonic() + 30
-    while len(acknowledged) < 25 and time.monotonic() < deadline:
+    while len(acknowledged) < acks and time.monotonic() < deadline:
         line = child.stdout.readline()
         if not line:
             break
         acknowledged.append(int(line))
+    time.sleep(delay)
     child.kill()  # SIGKILL: no cleanup, no atexit, maybe mid-transaction
     out, err = child.communicate(timeout=30)
     acknowledged += [int(line) for line in out.split()]
-    assert child.returncode == -9, err
-    assert len(acknowledged) >= 25, f"child acknowledged only {acknowledged}: {err}"
-    assert acknowledged == list(range(1, len(acknowledged) + 1))
+    assert child.returncode == -signal.SIGKILL, err
+    assert len(acknowledged) >= acks, f"child acknowledged only {acknowledged}: {err}"
+    return acknowledged
 
-    database = tmp_path / "metadata.db"
-    with sa.create_engine(f"sqlite:///{database}").connect() as conn:
-        assert conn.execute(sa.text("PRAGMA integrity_check")).scalars().all() == ["ok"]
-        assert conn.execute(sa.text("PRAGMA foreign_key_check")).all() == []
+
+def test_sqlite_survives_sigkill(tmp_path: Path) -> None:
+    """Writers killed mid-way leave a sound database holding every acknowledged version."""
+    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    store = SqlMetadataStore(url)
+    store.migrate()
+    store.close()
+    stored: list[int] = []
+    for delay in (0.0, 0.003, 0.011):  # kill at different points of the loop
+        acknowledged = _register_until_killed(url, tmp_path, 15, delay)
+        assert acknowledged == list(range(len(stored) + 1, len(stored) + len(acknowledged) + 1))
+
+        with sa.create_engine(f"sqlite:///{tmp_path / 'metadata.db'}").connect() as conn:
+            assert conn.execute(sa.text("PRAGMA integrity_check")).scalars().all() == ["ok"]
+            assert conn.execute(sa.text("PRAGMA foreign_key_check")).all() == []
+
+        store = SqlMetadataStore(url)
+        try:
+            store.migrate()
+            stored = sorted(v.version for v in store.models.list_versions(MODEL))
+            # every acknowledged version is there; at most the one in flight is extra
+            assert set(acknowledged) <= set(stored)
+            assert stored == list(range(1, len(stored) + 1))
+            assert stored[-1] - acknowledged[-1] in (0, 1)
+            registers = Counter(
+                e.resource
+                for e in store.audit.list(limit=100_000)
+                if e.action == "model_version.register"
+            )
+            assert registers == {f"model:{MODEL}/{v}": 1 for v in stored}
+            assert store.models.get_by_alias(MODEL, "staging").version >= acknowledged[-1]
+        finally:
+            store.close()
 
     store = SqlMetadataStore(url)
     try:
-        store.migrate()
-        stored = sorted(v.version for v in store.models.list_versions(MODEL))
-        # every acknowledged version is there; at most the one in flight when killed is extra
-        assert stored[: len(acknowledged)] == acknowledged
-        assert len(stored) - len(acknowledged) in (0, 1)
-        assert stored == list(range(1, len(stored) + 1))
-        registers = Counter(
-            e.resource for e in store.audit.list(limit=100_000) if e.action.endswith("register")
-        )
-        assert registers == {f"model:{MODEL}/{v}": 1 for v in stored}
-        assert store.models.get_by_alias(MODEL, "staging").version >= len(acknowledged)
-        after = store.models.register(
-            NewModelVersion(
-                model_name=MODEL,
-                artifact_key="after-crash",
-                artifact_sha256="1" * 64,
-                signature={},
-                metrics={},
-                params={},
-                gate_passed=True,
-                gate_report={},
-            ),
-            actor="test",
-        )
+        after = store.models.register(_plain_version("after-crash"), actor="test")
         assert after.version == len(stored) + 1
     finally:
         store.close()

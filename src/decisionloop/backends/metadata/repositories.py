@@ -90,6 +90,10 @@ class SqlDatasets(_Repo):
     ) -> Snapshot:
         with self.store.write() as conn:
             _insert_ignore(conn, t.datasets, {"name": dataset, "created_at": now()})
+            # Lock the data set's row so two adds of the same content never both insert.
+            conn.execute(
+                sa.select(t.datasets.c.name).where(t.datasets.c.name == dataset).with_for_update()
+            )
             existing = (
                 conn.execute(
                     sa.select(t.snapshots).where(
@@ -191,6 +195,9 @@ class SqlRuns(_Repo):
                 .values(status=status, metrics=metrics, error=error, ended_at=now())
             )
             if updated.rowcount != 1:
+                exists = conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id == run_id)).first()
+                if exists is None:
+                    raise NotFound(f"no run {run_id!r}")
                 raise Conflict(f"run {run_id} is not running", hint="a run finishes once")
             _audit(
                 conn,
@@ -409,6 +416,16 @@ class SqlDeployments(_Repo):
             "created_at": now(),
         }
         with self.store.write() as conn:
+            # Two deployments of one model never both see no active one to replace.
+            _lock_model(conn, model_name)
+            known = conn.execute(
+                sa.select(t.model_versions.c.version).where(
+                    t.model_versions.c.model_name == model_name,
+                    t.model_versions.c.version == version,
+                )
+            ).first()
+            if known is None:
+                raise NotFound(f"model {model_name!r} has no version {version} to deploy")
             conn.execute(
                 t.deployments.update()
                 .where(
@@ -465,9 +482,28 @@ def _snapshot(row: RowMapping | dict[str, Any]) -> Snapshot:
     return Snapshot(**{**row, "created_at": _utc(row["created_at"])})
 
 
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    # JSONB hands whole-number floats back as ints; metrics are floats by contract
+    return {name: float(value) for name, value in metrics.items()}
+
+
 def _run(row: RowMapping | dict[str, Any]) -> Run:
-    return Run(**{**row, "started_at": _utc(row["started_at"]), "ended_at": _utc(row["ended_at"])})
+    return Run(
+        **{
+            **row,
+            "metrics": _floats(row["metrics"]),
+            "started_at": _utc(row["started_at"]),
+            "ended_at": _utc(row["ended_at"]),
+        }
+    )
 
 
 def _version(row: RowMapping | dict[str, Any], aliases: tuple[str, ...]) -> ModelVersion:
-    return ModelVersion(**{**row, "created_at": _utc(row["created_at"]), "aliases": aliases})
+    return ModelVersion(
+        **{
+            **row,
+            "metrics": _floats(row["metrics"]),
+            "created_at": _utc(row["created_at"]),
+            "aliases": aliases,
+        }
+    )

@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from decisionloop.backends.metadata import repositories as repos
-from decisionloop.errors import Invalid, Unavailable
+from decisionloop.errors import Conflict, Invalid, Unavailable
 
 #: the newest migration; checked without loading Alembic when the schema is current
 HEAD_REVISION = "0001"
@@ -60,6 +60,12 @@ class SqlMetadataStore:
         try:
             with self.engine.connect().execution_options(dl_write=True) as conn, conn.begin():
                 yield conn
+        except sa.exc.IntegrityError as exc:
+            first = str(exc.orig or exc).splitlines()[0]
+            raise Conflict(
+                f"the metadata database refused the write: {first}",
+                hint="a referenced run, snapshot or model version must exist",
+            ) from exc
         except sa.exc.OperationalError as exc:
             raise _unavailable(self.url, exc) from exc
 
