@@ -1,0 +1,217 @@
+"""The SQL model registry repository: model versions and their aliases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from decisionloop.backends.metadata import schema as t
+from decisionloop.backends.metadata._sql_common import (
+    _audit,
+    _floats,
+    _insert_ignore,
+    _lock_model,
+    _Repo,
+    _utc,
+    now,
+)
+from decisionloop.backends.metadata.records import (
+    ModelVersion,
+    NewModelVersion,
+    RegisteredModel,
+)
+from decisionloop.errors import GateFailed, NotFound
+
+PROTECTED_ALIAS = "champion"
+
+
+class SqlModels(_Repo):
+    def register(self, new: NewModelVersion, *, actor: str) -> ModelVersion:
+        with self.store.write() as conn:
+            _insert_ignore(
+                conn,
+                t.registered_models,
+                {"name": new.model_name, "description": "", "created_at": now()},
+            )
+            # Two registrations never compute the same next version.
+            _lock_model(conn, new.model_name)
+            highest = conn.execute(
+                sa.select(sa.func.max(t.model_versions.c.version)).where(
+                    t.model_versions.c.model_name == new.model_name
+                )
+            ).scalar()
+            values: dict[str, Any] = {
+                "model_name": new.model_name,
+                "version": (highest or 0) + 1,
+                "run_id": new.run_id,
+                "artifact_key": new.artifact_key,
+                "artifact_sha256": new.artifact_sha256,
+                "signature": new.signature,
+                "metrics": new.metrics,
+                "params": new.params,
+                "snapshot_hash": new.snapshot_hash,
+                "code_version": new.code_version,
+                "gate_passed": new.gate_passed,
+                "gate_report": new.gate_report,
+                "created_at": now(),
+            }
+            conn.execute(t.model_versions.insert().values(**values))
+            _audit(
+                conn,
+                actor=actor,
+                action="model_version.register",
+                resource=f"model:{new.model_name}/{values['version']}",
+                details={"sha256": new.artifact_sha256, "gate_passed": new.gate_passed},
+            )
+        return _version(values, ())
+
+    def _aliases_of(self, conn: Connection, name: str) -> dict[str, int]:
+        rows = conn.execute(
+            sa.select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_name == name)
+        )
+        return {row.alias: row.version for row in rows}
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with self.store.read() as conn:
+            row = (
+                conn.execute(
+                    sa.select(t.model_versions).where(
+                        t.model_versions.c.model_name == name, t.model_versions.c.version == version
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise NotFound(
+                    f"model {name!r} has no version {version}",
+                    hint="see `decisionloop models show NAME` for its versions",
+                )
+            aliases = self._aliases_of(conn, name)
+        return _version(row, tuple(sorted(a for a, v in aliases.items() if v == version)))
+
+    def get_by_alias(self, name: str, alias: str) -> ModelVersion:
+        with self.store.read() as conn:
+            version = conn.execute(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.model_name == name, t.aliases.c.alias == alias
+                )
+            ).scalar()
+        if version is None:
+            raise NotFound(
+                f"model {name!r} has no alias @{alias}",
+                hint="run `decisionloop models list` to see models and their aliases",
+            )
+        return self.get_version(name, version)
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self.store.read() as conn:
+            latest = dict(
+                conn.execute(
+                    sa.select(
+                        t.model_versions.c.model_name, sa.func.max(t.model_versions.c.version)
+                    ).group_by(t.model_versions.c.model_name)
+                ).all()
+            )
+            rows = conn.execute(
+                sa.select(t.registered_models).order_by(t.registered_models.c.name)
+            ).mappings()
+            return [
+                RegisteredModel(
+                    name=row["name"],
+                    description=row["description"],
+                    created_at=_utc(row["created_at"]) or now(),
+                    latest_version=latest.get(row["name"]),
+                    aliases=self._aliases_of(conn, row["name"]),
+                )
+                for row in rows.all()
+            ]
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self.store.read() as conn:
+            rows = (
+                conn.execute(
+                    sa.select(t.model_versions)
+                    .where(t.model_versions.c.model_name == name)
+                    .order_by(t.model_versions.c.version.desc())
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                exists = conn.execute(
+                    sa.select(t.registered_models.c.name).where(t.registered_models.c.name == name)
+                ).first()
+                if exists is None:
+                    raise NotFound(
+                        f"no model named {name!r}", hint="see `decisionloop models list`"
+                    )
+            aliases = self._aliases_of(conn, name)
+        return [
+            _version(row, tuple(sorted(a for a, v in aliases.items() if v == row["version"])))
+            for row in rows
+        ]
+
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> None:
+        with self.store.write() as conn:
+            _lock_model(conn, name)
+            passed = conn.execute(
+                sa.select(t.model_versions.c.gate_passed).where(
+                    t.model_versions.c.model_name == name, t.model_versions.c.version == version
+                )
+            ).scalar()
+            if passed is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            if alias == PROTECTED_ALIAS and not passed:
+                raise GateFailed(
+                    f"{name}/{version} failed a blocking gate and cannot be @{PROTECTED_ALIAS}",
+                    hint="train a version that passes the gates in decisionloop.yaml",
+                )
+            previous = conn.execute(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.model_name == name, t.aliases.c.alias == alias
+                )
+            ).scalar()
+            conn.execute(
+                t.aliases.delete().where(t.aliases.c.model_name == name, t.aliases.c.alias == alias)
+            )
+            conn.execute(
+                t.aliases.insert().values(
+                    model_name=name, alias=alias, version=version, updated_at=now()
+                )
+            )
+            _audit(
+                conn,
+                actor=actor,
+                action="alias.set",
+                resource=f"model:{name}@{alias}",
+                details={"version": version, "previous": previous},
+            )
+
+    def delete_alias(self, name: str, alias: str, *, actor: str) -> None:
+        with self.store.write() as conn:
+            _lock_model(conn, name)
+            deleted = conn.execute(
+                t.aliases.delete().where(t.aliases.c.model_name == name, t.aliases.c.alias == alias)
+            )
+            if deleted.rowcount:
+                _audit(
+                    conn,
+                    actor=actor,
+                    action="alias.delete",
+                    resource=f"model:{name}@{alias}",
+                    details={},
+                )
+
+
+def _version(row: RowMapping | dict[str, Any], aliases: tuple[str, ...]) -> ModelVersion:
+    return ModelVersion(
+        **{
+            **row,
+            "metrics": _floats(row["metrics"]),
+            "created_at": _utc(row["created_at"]),
+            "aliases": aliases,
+        }
+    )
