@@ -25,26 +25,20 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from decisionloop.data.contract import ColumnSpec, ColumnType, ContractSpec
 from decisionloop.errors import InvalidConfig
+
+__all__ = ["ColumnSpec", "ColumnType", "ContractSpec", "Settings", "load_settings"]
 
 PROJECT_FILE = "decisionloop.yaml"
 ENV_PREFIX = "DECISIONLOOP_"
 STATE_DIR = ".decisionloop"
 
-ColumnType = Literal["integer", "number", "string", "boolean", "datetime"]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ColumnSpec(_Section):
-    """One column of the data contract."""
-
-    type: ColumnType
-    nullable: bool = True
-    description: str = ""
 
 
 class DataSpec(_Section):
@@ -62,6 +56,7 @@ class DataSpec(_Section):
         default_factory=list, description="Columns never used as features (e.g. identifiers)."
     )
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    contract: ContractSpec = Field(default_factory=ContractSpec)
 
 
 class ModelSpec(_Section):

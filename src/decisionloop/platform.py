@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from decisionloop.backends.artifacts.base import ArtifactStore
     from decisionloop.backends.metadata.base import MetadataStore
     from decisionloop.backends.metadata.records import ModelVersion, RegisteredModel
+    from decisionloop.data.service import DataService
     from decisionloop.pipelines.loop import LoopResult
     from decisionloop.registry.bundle import ModelBundle
 
@@ -51,6 +52,7 @@ class Platform:
         self.actor = actor or f"local:{_user()}"
         self._metadata: MetadataStore | None = None
         self._artifacts: ArtifactStore | None = None
+        self._data: DataService | None = None
         self._models: dict[tuple[str, int, str], ModelBundle] = {}
         self._lock = threading.Lock()
 
@@ -68,6 +70,15 @@ class Platform:
             store.migrate()
             self._metadata = store
         return self._metadata
+
+    @property
+    def data(self) -> DataService:
+        """Ingestion, snapshots and the quarantine of this project's data set."""
+        if self._data is None:
+            from decisionloop.data.service import DataService
+
+            self._data = DataService(self)
+        return self._data
 
     @property
     def artifacts(self) -> ArtifactStore:

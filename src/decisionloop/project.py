@@ -82,9 +82,9 @@ def init_project(
             "sensitive": sensitive,
             "exclude": exclude,
             "columns": {
-                n: {"type": spec.type, **({} if spec.nullable else {"nullable": False})}
-                for n, spec in columns.items()
+                n: contract_entry(frame[n], spec, n == entity) for n, spec in columns.items()
             },
+            "contract": {"key": [entity]} if entity else {},
         },
         "model": {
             "trainer": "xgboost",
@@ -101,6 +101,27 @@ def init_project(
         gitignore.write_text(f"{STATE_DIR}/\n", encoding="utf-8")
     load_settings(folder)  # what we wrote must load
     return project_file
+
+
+#: string columns with at most this many distinct values get an `allowed` list
+MAX_ALLOWED_VALUES = 20
+
+
+def contract_entry(series: Any, spec: Any, is_entity: bool) -> dict[str, Any]:
+    """A column's contract as profiled: type, nullability, the allowed values of a small
+    category, and a learned outlier range (a warning) for numbers. Tighten it by hand."""
+    entry: dict[str, Any] = {"type": spec.type}
+    if not spec.nullable:
+        entry["nullable"] = False
+    if is_entity:
+        return entry
+    if spec.type == "string":
+        values = sorted(str(v) for v in series.dropna().unique())
+        if 0 < len(values) <= MAX_ALLOWED_VALUES:
+            entry["allowed"] = values
+    elif spec.type in ("integer", "number") and series.nunique() > MAX_ALLOWED_VALUES:
+        entry["outliers"] = {"method": "iqr", "factor": 3.0, "severity": "warn"}
+    return entry
 
 
 def _relative_or_absolute(path: Path, folder: Path) -> str:

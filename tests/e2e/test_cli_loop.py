@@ -63,10 +63,16 @@ def test_init_profiles_the_data_and_writes_the_project_file(project: Path) -> No
     assert document["data"]["sensitive"] == ["region"]
     assert document["data"]["exclude"] == ["loan_ref"]
     columns = document["data"]["columns"]
-    assert columns["applicant_income"] == {"type": "number"}
-    assert columns["age"] == {"type": "integer", "nullable": False}
-    assert columns["has_guarantor"]["type"] == "boolean"
-    assert columns["region"]["type"] == "string"
+    outliers = {"method": "iqr", "factor": 3.0, "severity": "warn"}
+    assert columns["applicant_income"] == {"type": "number", "outliers": outliers}
+    assert columns["age"] == {"type": "integer", "nullable": False, "outliers": outliers}
+    assert columns["has_guarantor"] == {"type": "boolean", "nullable": False}
+    assert columns["region"] == {
+        "type": "string",
+        "nullable": False,
+        "allowed": ["east", "north", "south", "west"],
+    }
+    assert columns["loan_ref"] == {"type": "string", "nullable": False}
     assert document["gates"][0]["metric"] == "test_auc"
 
 

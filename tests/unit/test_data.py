@@ -14,7 +14,6 @@ import pytest
 from decisionloop.config import ColumnSpec
 from decisionloop.data.labels import encode_target, infer_positive, label_text, target_classes
 from decisionloop.data.profile import identifier_like, infer_column_type, profile_columns
-from decisionloop.data.snapshots import from_parquet_bytes, to_parquet_bytes
 from decisionloop.data.sources import read_table
 from decisionloop.data.validation import validate_frame
 from decisionloop.errors import Invalid, NotFound
@@ -458,47 +457,6 @@ def test_positive_not_a_class_is_invalid() -> None:
 
 
 # --- snapshots --------------------------------------------------------------------------------
-
-
-def sample_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "i": [3, 1, 2],
-            "f": [0.5, None, 2.25],
-            "s": ["a", None, "c"],
-            "b": [True, False, True],
-            "t": pd.to_datetime(["2024-01-01", "2024-06-01", "2025-01-01"]),
-        }
-    )
-
-
-def test_snapshot_bytes_are_deterministic() -> None:
-    first = to_parquet_bytes(sample_frame())
-    second = to_parquet_bytes(sample_frame())
-
-    assert first == second
-    assert first[:4] == b"PAR1"
-
-
-def test_snapshot_bytes_ignore_the_index() -> None:
-    shuffled = sample_frame().set_axis([10, 20, 30])
-
-    assert to_parquet_bytes(shuffled) == to_parquet_bytes(sample_frame())
-
-
-def test_snapshot_bytes_change_with_the_data() -> None:
-    other = sample_frame()
-    other.loc[0, "i"] = 4
-
-    assert to_parquet_bytes(other) != to_parquet_bytes(sample_frame())
-
-
-def test_snapshot_round_trip() -> None:
-    frame = sample_frame()
-
-    restored = from_parquet_bytes(to_parquet_bytes(frame))
-
-    pd.testing.assert_frame_equal(restored, frame)
 
 
 def test_boolean_column_with_gaps_is_profiled_as_boolean(tmp_path: Path) -> None:

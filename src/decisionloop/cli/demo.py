@@ -12,7 +12,9 @@ from typing import Any
 
 from rich.table import Table
 
+from decisionloop.cli.data_commands import report_table
 from decisionloop.cli.output import err, loop_progress, loop_summary, out
+from decisionloop.data.report import BatchReport
 
 
 def _serve_once(platform: Any, payload: dict[str, Any]) -> dict[str, Any]:
@@ -50,14 +52,13 @@ def _serve_once(platform: Any, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_demo(folder: Path | None) -> None:
-    import pandas as pd
 
     from decisionloop.examples.telco import create_telco_project
     from decisionloop.platform import Platform
 
     folder = (folder or Path(tempfile.mkdtemp(prefix="decisionloop-demo-"))).resolve()
     out.rule("DecisionLoop demo: customer churn (IBM Telco, 7,043 customers)")
-    project_file = create_telco_project(folder, force=True)
+    project_file = create_telco_project(folder, force=True, broken_records=True)
     out.print(
         f"1. [bold]init[/]      wrote {project_file}\n"
         "              (profiled columns, target churn=Yes, gate test_auc >= 0.80)"
@@ -71,8 +72,20 @@ def run_demo(folder: Path | None) -> None:
         with loop_progress() as progress:
             result = platform.run(progress)
         out.print(loop_summary(result))
+        batches = platform.metadata.ingestion.list_batches(platform.settings.name, limit=1)
+        if batches:
+            out.print(
+                "   validation report of the ingested file (bad records are quarantined, not lost):"
+            )
+            out.print(report_table(BatchReport.from_dict(batches[0].report)))
+            for entry in platform.metadata.ingestion.list_quarantine(
+                platform.settings.name, limit=5
+            ):
+                out.print(
+                    f"   quarantined #{entry.id} {entry.position}: {'; '.join(entry.reasons)}"
+                )
 
-        customers = pd.read_csv(folder / "data" / "wa_churn.csv").sample(8, random_state=7)
+        customers = platform.data.read_snapshot().to_pandas().sample(8, random_state=7)
         scored = platform.predict("churn@champion", customers)
         table = Table(title=f"3. predict: 8 customers scored by churn/{scored.version}")
         for column in (

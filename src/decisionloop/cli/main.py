@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from decisionloop.cli.data_commands import data_app, ingest
 from decisionloop.errors import DecisionLoopError, Invalid
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.command()(ingest)
 
 ProjectOption = Annotated[
     Path | None,

@@ -29,7 +29,9 @@ def export_telco_csv(path: Path) -> Path:
     return path
 
 
-def create_telco_project(folder: Path, *, force: bool = False) -> Path:
+def create_telco_project(
+    folder: Path, *, force: bool = False, broken_records: bool = False
+) -> Path:
     """Export the data and write a churn project in ``folder``; returns the project file."""
     import yaml
 
@@ -52,4 +54,20 @@ def create_telco_project(folder: Path, *, force: bool = False) -> Path:
     document["description"] = "Customer churn predictor (IBM Telco): who will leave next month?"
     document["gates"] = [{"metric": "test_auc", "min": MIN_TEST_AUC, "severity": "block"}]
     path.write_text(dump_project_file(document))
+    if broken_records:
+        append_broken_records(data)
     return path
+
+
+def append_broken_records(path: Path) -> None:
+    """Append four records of the kind an upstream system sends on a bad day: a word where a
+    number belongs, an unknown contract type, a repeated customer id, a missing tenure. The
+    contract was profiled before, so validation catches them and quarantines them."""
+    import pandas as pd
+
+    bad = pd.read_csv(path, nrows=4).astype(object)
+    bad["customer_id"] = ["C90001", "C90002", "C00003", "C90004"]
+    bad.loc[0, "monthly_charges"] = "n/a"
+    bad.loc[1, "contract"] = "Weekly"
+    bad.loc[3, "tenure"] = None
+    bad.to_csv(path, mode="a", header=False, index=False)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from decisionloop.backends.metadata.records import NewModelVersion
 from decisionloop.config import ColumnSpec, DataSpec
-from decisionloop.errors import DecisionLoopError, InvalidConfig
+from decisionloop.errors import DecisionLoopError, Invalid, InvalidConfig
 
 if TYPE_CHECKING:
     from decisionloop.platform import Platform, ProgressCallback
@@ -73,16 +73,10 @@ def code_version(folder: Path) -> str | None:
 def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
     import numpy as np
 
-    from decisionloop.data.labels import encode_target, infer_positive
-    from decisionloop.data.profile import profile_columns
-    from decisionloop.data.snapshots import to_parquet_bytes
-    from decisionloop.data.sources import read_table
-    from decisionloop.data.validation import validate_frame
     from decisionloop.evaluation.gates import check_gates, evaluate_gates
     from decisionloop.evaluation.metrics import binary_metrics, metric_names, prefixed
     from decisionloop.registry.bundle import ModelBundle
     from decisionloop.training.preprocess import Preprocessor
-    from decisionloop.training.split import split_rows
     from decisionloop.training.xgboost_trainer import XGBoostTrainer
 
     settings = platform.settings
@@ -93,49 +87,17 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
 
     check_gates(settings.gates, metric_names())
     progress("ingest", f"reading {source}")
-    raw = read_table(source)
-    for key, column in (
-        ("data.target", spec.target),
-        ("data.entity", spec.entity),
-        ("data.timestamp", spec.timestamp),
-    ):
-        if column is not None and column not in raw.columns:
-            raise InvalidConfig(
-                f"column {column!r} is not in the data "
-                f"(columns: {', '.join(map(str, raw.columns[:10]))})",
-                file=project_file,
-                key=key,
-                hint="name a column of the data file",
-            )
-    columns = dict(spec.columns) or profile_columns(raw)
-
-    progress("validate", f"checking {len(raw)} rows against {len(columns)} declared columns")
-    frame = validate_frame(raw, columns)
-    positive = (
-        spec.positive
-        if spec.positive is not None
-        else infer_positive(raw[spec.target], spec.target)
+    ingested = _ingest_training_data(platform, source, project_file, progress)
+    frame, y, negative, positive, split, columns = (
+        ingested.frame,
+        ingested.y,
+        ingested.negative,
+        ingested.positive,
+        ingested.split,
+        ingested.columns,
     )
-    y, negative = encode_target(raw[spec.target], spec.target, positive)
-
-    # everything that can be refused is checked before anything is written
+    snapshot = ingested.snapshot
     features = feature_columns(spec, columns)
-    timestamps = frame[spec.timestamp] if spec.timestamp else None
-    split = split_rows(
-        y, test_size=settings.model.test_size, seed=settings.model.seed, timestamps=timestamps
-    )
-
-    progress("snapshot", "storing a content-hashed snapshot")
-    blob = platform.artifacts.put(to_parquet_bytes(raw))
-    snapshot = platform.metadata.datasets.add_snapshot(
-        settings.name,
-        content_hash=blob.sha256,
-        row_count=len(raw),
-        columns={name: col.model_dump() for name, col in columns.items()},
-        artifact_key=blob.key,
-        source=source,
-        actor=platform.actor,
-    )
 
     trainer = XGBoostTrainer(params=dict(settings.model.params), seed=settings.model.seed)
     runs = platform.metadata.runs
@@ -236,7 +198,7 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
         run_id=run.id,
         snapshot_id=snapshot.id,
         snapshot_hash=snapshot.content_hash,
-        rows=len(raw),
+        rows=len(frame),
         metrics=metrics,
         gates=report.to_dict(),
         split=split.describe(),
@@ -255,3 +217,114 @@ def _validation_split(y: Any, *, seed: int) -> tuple[Any, Any]:
     except ValueError:
         fit, valid = train_test_split(index, test_size=0.1, random_state=seed)
     return fit, valid
+
+
+@dataclass
+class _Prepared:
+    """The training data as validated and stored, with its labels and split."""
+
+    frame: Any = None
+    y: Any = None
+    positive: str = ""
+    negative: str = ""
+    split: Any = None
+    columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    snapshot: Any = None
+
+
+def _ingest_training_data(
+    platform: Platform, source: str, project_file: str, progress: ProgressCallback
+) -> _Prepared:
+    """Ingest the training file (or reuse its snapshot when this exact content was ingested),
+    refusing it before anything is written if it fails validation or cannot train a model."""
+    from decisionloop.data.engine import file_columns
+    from decisionloop.data.ingest import ingest_batch
+    from decisionloop.data.profile import profile_columns
+    from decisionloop.data.sources import FileSource, read_table
+
+    settings = platform.settings
+    spec = settings.data
+    assert spec is not None
+    opened = FileSource(source, s3=settings.s3)
+    try:
+        batch = next(iter(opened.read()))
+        assert batch.file is not None
+        names = file_columns(batch.file)
+        for key, column in (
+            ("data.target", spec.target),
+            ("data.entity", spec.entity),
+            ("data.timestamp", spec.timestamp),
+        ):
+            if column is not None and column not in names:
+                raise InvalidConfig(
+                    f"column {column!r} is not in the data (columns: {', '.join(names[:10])})",
+                    file=project_file,
+                    key=key,
+                    hint="name a column of the data file",
+                )
+        columns = dict(spec.columns) or profile_columns(read_table(batch.file.local_path))
+        columns.setdefault(spec.target, ColumnSpec(type="string", nullable=False))
+        prepared = _Prepared(columns=columns)
+
+        def inspect(table: Any) -> None:
+            _prepare(settings, table, prepared)
+
+        reused = _snapshot_of(platform, batch.origin)
+        if reused is not None:
+            progress("validate", f"{batch.file.display} was ingested before: reusing its snapshot")
+            inspect(platform.data.read_snapshot(reused.id))
+            prepared.snapshot = reused
+            return prepared
+        progress(
+            "validate", f"checking {batch.file.display} against {len(columns)} declared columns"
+        )
+        result = ingest_batch(
+            platform,
+            settings.name,
+            batch,
+            columns=columns,
+            contract=spec.contract,
+            mode="replace",
+            strict=True,
+            inspect=inspect,
+        )
+        progress("snapshot", f"stored a content-hashed snapshot ({result.report.summary()})")
+        prepared.snapshot = result.snapshot
+        return prepared
+    finally:
+        opened.close()
+
+
+def _snapshot_of(platform: Platform, origin: str) -> Any:
+    if not platform.metadata.ingestion.has_origin(platform.settings.name, origin):
+        return None
+    for snapshot in platform.metadata.datasets.list_snapshots(platform.settings.name, limit=50):
+        if snapshot.source == origin:
+            return snapshot
+    return None
+
+
+def _prepare(settings: Any, table: Any, prepared: _Prepared) -> None:
+    """Labels and split from the rows about to be stored; raises Invalid to refuse them."""
+    from decisionloop.data.labels import encode_target, infer_positive
+    from decisionloop.data.validation import validate_frame
+    from decisionloop.training.split import split_rows
+
+    spec = settings.data
+    raw = table.to_pandas()
+    if len(raw) == 0:
+        raise Invalid("no rows passed validation", hint="see `decisionloop data report`")
+    columns = {name: col for name, col in prepared.columns.items() if name in raw.columns}
+    frame = validate_frame(raw, columns)
+    positive = (
+        spec.positive
+        if spec.positive is not None
+        else infer_positive(raw[spec.target], spec.target)
+    )
+    y, negative = encode_target(raw[spec.target], spec.target, positive)
+    timestamps = frame[spec.timestamp] if spec.timestamp else None
+    prepared.split = split_rows(
+        y, test_size=settings.model.test_size, seed=settings.model.seed, timestamps=timestamps
+    )
+    prepared.frame, prepared.y, prepared.positive, prepared.negative = frame, y, positive, negative
+    prepared.columns = columns

@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from decisionloop.errors import IntegrityError, Invalid
 
-_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,199}$")
 MAX_KEY_LENGTH = 512
 
 
@@ -57,7 +57,7 @@ def validate_key(key: str) -> str:
         if part in ("", ".", "..") or not _KEY_PART.fullmatch(part):
             raise Invalid(
                 f"unsafe artifact key {key!r}",
-                hint="keys are '/'-separated parts of letters, digits, '.', '_' and '-', "
+                hint="keys are '/'-separated parts of letters, digits, '.', '_', '=' and '-', "
                 "not starting with '.'",
             )
     return key

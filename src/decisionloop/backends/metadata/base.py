@@ -6,13 +6,19 @@ are never separated, even by a crash.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from decisionloop.backends.metadata.records import (
     AuditEvent,
+    Batch,
     Deployment,
     ModelVersion,
+    NewBatch,
     NewModelVersion,
+    NewQuarantine,
+    NewSnapshot,
+    Quarantined,
     RegisteredModel,
     Run,
     RunStatus,
@@ -109,6 +115,41 @@ class AuditRepository(Protocol):
     def count(self) -> int: ...
 
 
+class IngestionRepository(Protocol):
+    def record_batch(
+        self,
+        dataset: str,
+        batch: NewBatch,
+        *,
+        quarantined: Sequence[NewQuarantine],
+        snapshot: NewSnapshot | None,
+        actor: str,
+        replayed: Sequence[int] = (),
+    ) -> tuple[Batch, Snapshot | None]:
+        """Record a batch (in = stored + quarantined + skipped), its quarantine and snapshot."""
+        ...
+
+    def get_batch(self, batch_id: str) -> Batch: ...
+
+    def list_batches(self, dataset: str | None = None, limit: int = 100) -> list[Batch]: ...
+
+    def has_origin(self, dataset: str, origin: str) -> bool: ...
+
+    def quarantined_positions(self, dataset: str, positions: Sequence[str]) -> set[str]: ...
+
+    def list_quarantine(
+        self, dataset: str | None = None, *, status: str | None = "open", limit: int = 100
+    ) -> list[Quarantined]: ...
+
+    def count_quarantine(
+        self, dataset: str | None = None, *, status: str | None = "open"
+    ) -> int: ...
+
+    def get_quarantined(self, entry_id: int) -> Quarantined: ...
+
+    def resolve(self, ids: Sequence[int], status: str, resolution: str, *, actor: str) -> int: ...
+
+
 @runtime_checkable
 class MetadataStore(Protocol):
     """Datasets, runs, models, deployments and the audit trail, behind one URL."""
@@ -129,6 +170,9 @@ class MetadataStore(Protocol):
 
     @property
     def audit(self) -> AuditRepository: ...
+
+    @property
+    def ingestion(self) -> IngestionRepository: ...
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe from several processes)."""

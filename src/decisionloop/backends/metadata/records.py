@@ -22,6 +22,80 @@ class Snapshot:
     artifact_key: str
     source: str
     created_at: datetime
+    parent_id: str | None = None
+    #: the batch files this snapshot reads: [{"id", "key", "sha256", "rows"}]
+    batches: list[JsonDict] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    """A validated batch about to be recorded."""
+
+    origin: str
+    verdict: str
+    rows_in: int
+    rows_stored: int
+    rows_quarantined: int
+    rows_skipped: int
+    report: JsonDict
+    artifact_key: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One ingested batch: its counts (in = stored + quarantined + skipped) and its report."""
+
+    id: str
+    dataset: str
+    origin: str
+    verdict: str
+    rows_in: int
+    rows_stored: int
+    rows_quarantined: int
+    rows_skipped: int
+    report: JsonDict
+    artifact_key: str | None
+    sha256: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewQuarantine:
+    """A row (or a whole unreadable or rejected batch) kept aside with why."""
+
+    kind: str
+    position: str
+    reasons: list[str]
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    id: int
+    dataset: str
+    batch_id: str
+    kind: str
+    position: str
+    reasons: list[str]
+    payload: str
+    status: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSnapshot:
+    """A data set version: the batch files it reads, and the hash over them."""
+
+    content_hash: str
+    row_count: int
+    columns: JsonDict
+    artifact_key: str
+    source: str
+    batches: list[JsonDict]
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

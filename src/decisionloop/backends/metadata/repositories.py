@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from decisionloop.backends.metadata import schema as t
 from decisionloop.backends.metadata._sql_common import (
@@ -22,11 +22,51 @@ from decisionloop.backends.metadata.model_repository import PROTECTED_ALIAS, Sql
 from decisionloop.backends.metadata.records import (
     AuditEvent,
     Deployment,
+    NewSnapshot,
     Run,
     RunStatus,
     Snapshot,
 )
 from decisionloop.errors import Conflict, NotFound
+
+
+def insert_snapshot(conn: Connection, dataset: str, new: NewSnapshot, *, actor: str) -> Snapshot:
+    """Record a snapshot in an open write transaction; the same content returns the existing."""
+    _insert_ignore(conn, t.datasets, {"name": dataset, "created_at": now()})
+    # Lock the data set's row so two adds of the same content never both insert.
+    conn.execute(sa.select(t.datasets.c.name).where(t.datasets.c.name == dataset).with_for_update())
+    existing = (
+        conn.execute(
+            sa.select(t.snapshots).where(
+                t.snapshots.c.dataset == dataset, t.snapshots.c.content_hash == new.content_hash
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if existing is not None:
+        return _snapshot(existing)
+    values = {
+        "id": new_id(),
+        "dataset": dataset,
+        "content_hash": new.content_hash,
+        "row_count": new.row_count,
+        "columns": new.columns,
+        "artifact_key": new.artifact_key,
+        "source": new.source,
+        "created_at": now(),
+        "parent_id": new.parent_id,
+        "batches": new.batches,
+    }
+    conn.execute(t.snapshots.insert().values(**values))
+    _audit(
+        conn,
+        actor=actor,
+        action="snapshot.create",
+        resource=f"dataset:{dataset}",
+        details={"snapshot": values["id"], "hash": new.content_hash, "rows": new.row_count},
+    )
+    return _snapshot(values)
 
 
 class SqlDatasets(_Repo):
@@ -41,42 +81,16 @@ class SqlDatasets(_Repo):
         source: str,
         actor: str,
     ) -> Snapshot:
+        new = NewSnapshot(
+            content_hash=content_hash,
+            row_count=row_count,
+            columns=columns,
+            artifact_key=artifact_key,
+            source=source,
+            batches=[],
+        )
         with self.store.write() as conn:
-            _insert_ignore(conn, t.datasets, {"name": dataset, "created_at": now()})
-            # Lock the data set's row so two adds of the same content never both insert.
-            conn.execute(
-                sa.select(t.datasets.c.name).where(t.datasets.c.name == dataset).with_for_update()
-            )
-            existing = (
-                conn.execute(
-                    sa.select(t.snapshots).where(
-                        t.snapshots.c.dataset == dataset, t.snapshots.c.content_hash == content_hash
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if existing is not None:
-                return _snapshot(existing)
-            values = {
-                "id": new_id(),
-                "dataset": dataset,
-                "content_hash": content_hash,
-                "row_count": row_count,
-                "columns": columns,
-                "artifact_key": artifact_key,
-                "source": source,
-                "created_at": now(),
-            }
-            conn.execute(t.snapshots.insert().values(**values))
-            _audit(
-                conn,
-                actor=actor,
-                action="snapshot.create",
-                resource=f"dataset:{dataset}",
-                details={"snapshot": values["id"], "hash": content_hash, "rows": row_count},
-            )
-            return _snapshot(values)
+            return insert_snapshot(conn, dataset, new, actor=actor)
 
     def get_snapshot(self, snapshot_id: str) -> Snapshot:
         with self.store.read() as conn:

@@ -29,7 +29,44 @@ snapshots = sa.Table(
     sa.Column("artifact_key", sa.String(512), nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("parent_id", sa.String(32), nullable=True),
+    sa.Column("batches", Json, nullable=False, server_default="[]"),
     sa.UniqueConstraint("dataset", "content_hash", name="uq_snapshots_dataset_hash"),
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("dataset", sa.String(100), sa.ForeignKey("datasets.name"), nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("rows_in", sa.BigInteger, nullable=False),
+    sa.Column("rows_stored", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("rows_skipped", sa.BigInteger, nullable=False),
+    sa.Column("report", Json, nullable=False),
+    sa.Column("artifact_key", sa.String(512), nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_batches_dataset_origin", "dataset", "origin"),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(100), nullable=False),
+    sa.Column("batch_id", sa.String(32), sa.ForeignKey("batches.id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("position", sa.Text, nullable=False),
+    sa.Column("reasons", Json, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("resolved_at", Timestamp, nullable=True),
+    sa.Column("resolution", sa.Text, nullable=True),
+    sa.Index("ix_quarantine_dataset_status", "dataset", "status"),
 )
 
 runs = sa.Table(

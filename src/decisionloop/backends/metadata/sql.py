@@ -13,10 +13,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from decisionloop.backends.metadata import repositories as repos
+from decisionloop.backends.metadata.ingestion_repository import SqlIngestion
 from decisionloop.errors import Conflict, Invalid, Unavailable
 
 #: the newest migration; checked without loading Alembic when the schema is current
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_420_113_001
 
@@ -53,6 +54,10 @@ class SqlMetadataStore:
     @property
     def audit(self) -> repos.SqlAudit:
         return repos.SqlAudit(self)
+
+    @property
+    def ingestion(self) -> SqlIngestion:
+        return SqlIngestion(self)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -94,7 +99,7 @@ class SqlMetadataStore:
 
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
-            with self.engine.begin() as conn:
+            with self.write() as conn:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
 
@@ -170,7 +175,7 @@ def _sqlite_engine(url: sa.engine.URL) -> Engine:
         # Take transaction control from pysqlite so BEGIN IMMEDIATE can be issued below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
@@ -183,6 +188,22 @@ def _sqlite_engine(url: sa.engine.URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch to WAL. Changing the journal mode needs a moment alone with the file, so several
+    processes opening a new database at once retry instead of failing with 'locked'."""
+    import sqlite3
+    import time
+
+    for attempt in range(200):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.025)
 
 
 def _unavailable(url: str, exc: Exception) -> Unavailable:

@@ -1,4 +1,7 @@
-"""Read a tabular source (CSV or Parquet file) into a DataFrame, with clear errors."""
+"""Read a whole data file (CSV, Parquet or JSON records) into a DataFrame, with clear errors.
+
+Used by ``init``, the CLI and the training loop; ingestion reads through the batch sources.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,19 @@ from decisionloop.errors import Invalid, NotFound
 if TYPE_CHECKING:
     import pandas as pd
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
+    from decisionloop.data.batches import FileFormat
+
+#: file suffix -> format, for every file kind DecisionLoop reads
+FORMATS: dict[str, FileFormat] = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+}
 
 
 def local_path(source: str) -> Path:
+    """The local path of a bare path or ``file://`` URL; other schemes are Invalid here."""
     if source.startswith("file://"):
         return Path(unquote(urlparse(source).path))
     if "://" in source:

@@ -1,0 +1,117 @@
+"""Every event log passes the same conformance suite (decisionloop.testing)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from decisionloop.backends.events.base import EventLog
+from decisionloop.backends.events.kafka import KafkaEventLog
+from decisionloop.backends.events.local import LocalEventLog
+from decisionloop.testing.event_log_conformance import (
+    EVENT_LOG_CHECKS,
+    EventLogCheck,
+    EventLogFactory,
+)
+
+
+@pytest.fixture(params=["local", "kafka"])
+def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLogFactory]:
+    """A factory of new instances over one store: a SQLite file, or the Kafka broker."""
+    opened: list[EventLog] = []
+    if request.param == "local":
+        url = f"eventlog://{tmp_path / 'events.db'}"
+
+        def factory() -> EventLog:
+            opened.append(LocalEventLog(url))
+            return opened[-1]
+
+    else:
+        bootstrap: str = request.getfixturevalue("kafka_bootstrap")
+
+        def factory() -> EventLog:
+            opened.append(KafkaEventLog(f"kafka://{bootstrap}", timeout_s=15))
+            return opened[-1]
+
+    yield factory
+    for log in opened:
+        log.close()
+
+
+@pytest.mark.parametrize("check", EVENT_LOG_CHECKS, ids=lambda check: check.__name__)
+def test_event_log_conformance(check: EventLogCheck, open_log: EventLogFactory) -> None:
+    check(open_log)
+
+
+# -- the local log's own promises: several writer processes, and kill -9 ----------------------
+
+_WRITER = """
+import sys
+from decisionloop.backends.events.base import NewEvent
+from decisionloop.backends.events.local import LocalEventLog
+
+url, topic, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+log = LocalEventLog(url)
+for i in range(count):
+    (position,) = log.append(topic, [NewEvent(value=f"{name}-{i}".encode(), key=name.encode())])
+    print(position.partition, position.offset, f"{name}-{i}", flush=True)
+"""
+
+
+def _writer(url: str, topic: str, name: str, count: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _WRITER, url, topic, name, str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_local_log_takes_appends_from_several_processes(tmp_path: Path) -> None:
+    url = f"eventlog://{tmp_path / 'events.db'}"
+    log = LocalEventLog(url)
+    log.create_topic("shared", partitions=2)
+    writers = [_writer(url, "shared", f"w{n}", 100) for n in range(3)]
+    acknowledged = set()
+    for writer in writers:
+        out, _ = writer.communicate(timeout=60)
+        assert writer.returncode == 0
+        acknowledged |= {tuple(line.split()) for line in out.splitlines()}
+
+    events = []
+    while batch := log.poll("shared", "check", max_records=1000, timeout_s=0.2):
+        events += batch
+    log.close()
+
+    assert len(acknowledged) == 300
+    assert {(str(e.partition), str(e.offset), e.value.decode()) for e in events} == acknowledged
+    for partition in (0, 1):
+        offsets = sorted(e.offset for e in events if e.partition == partition)
+        assert offsets == list(range(len(offsets)))
+
+
+def test_local_append_survives_kill_9(tmp_path: Path) -> None:
+    url = f"eventlog://{tmp_path / 'events.db'}"
+    log = LocalEventLog(url)
+    log.create_topic("durable")
+    log.close()
+    writer = _writer(url, "durable", "w", 1_000_000)
+    assert writer.stdout is not None
+    acknowledged = [writer.stdout.readline().split() for _ in range(50)]
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+
+    reopened = LocalEventLog(url)
+    stored = {}
+    while batch := reopened.poll("durable", "check", max_records=10_000, timeout_s=0.2):
+        stored.update({event.offset: event.value.decode() for event in batch})
+    reopened.close()
+
+    for partition, offset, value in acknowledged:
+        assert partition == "0"
+        assert stored[int(offset)] == value
+    assert sorted(stored) == list(range(len(stored)))
