@@ -78,6 +78,9 @@ def ingest(
         str | None,
         typer.Option(help="replace or append (default: replace for one file, else append)."),
     ] = None,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1, help="Most rows per batch of a stream or query.")
+    ] = 100_000,
     json: JsonOption = False,
 ) -> None:
     """Ingest a source: validate, store good rows, quarantine bad ones, record a snapshot."""
@@ -108,6 +111,7 @@ def ingest(
                 query=query,
                 follow=follow,
                 mode="replace" if mode == "replace" else "append" if mode == "append" else None,
+                max_batch_rows=batch_rows,
                 on_batch=show,
             )
         finally:

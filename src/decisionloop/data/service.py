@@ -63,6 +63,7 @@ class DataService:
         follow: bool = False,
         mode: Mode | None = None,
         strict: bool = False,
+        max_batch_rows: int = 100_000,
         on_batch: Callable[[Ingested], None] | None = None,
     ) -> list[Ingested]:
         """Read every new batch from ``source`` (default: ``data.source``) and ingest it.
@@ -79,7 +80,7 @@ class DataService:
         chosen: Mode = mode or ("replace" if isinstance(opened, FileSource) else "append")
         done: list[Ingested] = []
         try:
-            for batch in opened.read(follow=follow):
+            for batch in opened.read(follow=follow, max_batch_rows=max_batch_rows):
                 result = ingest_batch(
                     self.platform,
                     self.dataset,
