@@ -424,9 +424,9 @@ class _Validation:
     def _result(self, index: int, check: Check, failed: int) -> CheckResult:
         examples: list[str] = []
         if failed and check.column is not None:
+            value = self._payload_value(check.column)
             rows = self.con.execute(
-                f"SELECT DISTINCT CAST({quote(check.column)} AS VARCHAR) FROM checked "
-                f"WHERE f{index} LIMIT 3"
+                f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM checked WHERE f{index} LIMIT 3"
             ).fetchall()
             examples = [repr(row[0]) for row in rows]
         return CheckResult(check.name, check.column, check.severity, failed, examples)
@@ -465,7 +465,7 @@ class _Validation:
                 f"CASE WHEN {quote(ERROR)} IS NOT NULL THEN 'decode: ' || {quote(ERROR)} END"
             )
         reasons = f"list_filter([{', '.join(items)}], lambda x: x IS NOT NULL)" if items else "[]"
-        fields = ", ".join(f"{quote(n)} := {quote(n)}" for n in self.raw.names)
+        fields = ", ".join(f"{quote(n)} := {self._payload_value(n)}" for n in self.raw.names)
         payload = f"to_json(struct_pack({fields}))::VARCHAR" if fields else "'{}'"
         if self.raw.has_payload:
             payload = f"coalesce({quote(PAYLOAD)}, {payload})"
@@ -486,6 +486,17 @@ class _Validation:
             )
             for position, row_reasons, body in rows
         ]
+
+    def _payload_value(self, name: str) -> str:
+        """A column as it goes into a quarantined row's JSON payload; decimals (CSV integers
+        are read as DECIMAL) as exact JSON numbers, without the scale's trailing zeros."""
+        column = quote(name)
+        if not self.raw.types.get(name, "").startswith("DECIMAL"):
+            return column
+        return (
+            f"CASE WHEN {column} = trunc({column}) THEN to_json(CAST({column} AS HUGEINT)) "
+            f"ELSE to_json(CAST({column} AS DOUBLE)) END"
+        )
 
     def _write_stored(self, workdir: Path) -> Path:
         keep = f"NOT ({self.error_any})" + "".join(f" AND NOT s{i}" for i in range(len(self.skips)))

@@ -106,7 +106,8 @@ def _reference(
         consent_sql = (
             f"SELECT CAST(entity AS VARCHAR) AS entity FROM {reader} "
             f"WHERE purpose = {sql_text(rule.purpose)} "
-            "QUALIFY row_number() OVER (PARTITION BY entity ORDER BY at DESC) = 1 AND "
+            # "at" quoted: AT is a keyword in DuckDB's grammar (AT TIME ZONE)
+            'QUALIFY row_number() OVER (PARTITION BY entity ORDER BY "at" DESC) = 1 AND '
             "coalesce(TRY_CAST(granted AS BOOLEAN), FALSE)"
         )
     return Reference(outlier_bounds=bounds, stored_keys_sql=stored_keys, consent_sql=consent_sql)
@@ -191,8 +192,9 @@ def _record(
 ) -> Ingested:
     report = outcome.report
     quarantined = outcome.quarantined
-    if batch.table is not None and quarantined:
-        # a stream re-delivered after a crash: its bad rows are quarantined once
+    if batch.table is not None and quarantined and not replayed:
+        # a stream re-delivered after a crash: its bad rows are quarantined once (a replay
+        # re-reads quarantined positions on purpose: what still fails is quarantined anew)
         seen = platform.metadata.ingestion.quarantined_positions(
             dataset, [q.position for q in quarantined if q.kind == "row"]
         )
