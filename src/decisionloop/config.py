@@ -109,6 +109,14 @@ class S3Settings(_Section):
     secret_access_key: str | None = None
 
 
+class KinesisSettings(_Section):
+    """Connection details for ``kinesis://`` sources (credentials: boto3's usual AWS_* sources;
+    for a local ``endpoint_url`` without any, dummy ones)."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+
+
 _file_data: ContextVar[dict[str, Any] | None] = ContextVar("decisionloop_file_data", default=None)
 
 
@@ -141,6 +149,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
+    kinesis: KinesisSettings = Field(default_factory=KinesisSettings)
 
     @field_validator("name")
     @classmethod
@@ -244,6 +253,13 @@ def load_settings(project_dir: str | Path | None = None, **overrides: Any) -> Se
     """Build Settings for the project in ``project_dir`` (default: DECISIONLOOP_PROJECT_DIR|cwd)."""
     folder = Path(project_dir) if project_dir is not None else project_dir_from_env()
     folder = folder.resolve()
+    if not folder.is_dir():
+        from decisionloop.errors import NotFound
+
+        raise NotFound(
+            f"no project folder {folder}",
+            hint="create one with `decisionloop init DIR --data FILE --target COLUMN`",
+        )
     path = folder / PROJECT_FILE
     data = read_project_file(path)
     data.pop("project_dir", None)

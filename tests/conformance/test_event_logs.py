@@ -5,14 +5,17 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from decisionloop.backends.events.base import EventLog
+from decisionloop.backends.events.base import EventLog, NewEvent
 from decisionloop.backends.events.kafka import KafkaEventLog
 from decisionloop.backends.events.local import LocalEventLog
+from decisionloop.data.streams import ValuePolling
 from decisionloop.testing.event_log_conformance import (
     EVENT_LOG_CHECKS,
     EventLogCheck,
@@ -46,6 +49,46 @@ def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLo
 @pytest.mark.parametrize("check", EVENT_LOG_CHECKS, ids=lambda check: check.__name__)
 def test_event_log_conformance(check: EventLogCheck, open_log: EventLogFactory) -> None:
     check(open_log)
+
+
+# -- poll_values: what stream sources poll, without Event objects -----------------------------
+
+
+def test_poll_values_hands_what_poll_hands(open_log: EventLogFactory) -> None:
+    log = open_log()
+    suffix = uuid.uuid4().hex[:12]
+    topic = f"values-{suffix}"
+    log.create_topic(topic, 3)
+    log.append(
+        topic,
+        [NewEvent(value=f"v{i}".encode(), key=f"k{i % 7}".encode()) for i in range(40)]
+        + [NewEvent(value=b"")],
+    )
+    events = _drain(lambda: log.poll(topic, f"events-{suffix}", max_records=7, timeout_s=0.5))
+    bulk = cast(ValuePolling, log)
+    rows = _drain(lambda: bulk.poll_values(topic, f"values-{suffix}", max_records=7, timeout_s=0.5))
+
+    assert len(rows) == 41
+    # the same messages, in offset order within each partition (partitions may interleave)
+    assert sorted(rows) == sorted((e.partition, e.offset, e.value) for e in events)
+    for partition in range(3):
+        offsets = [offset for p, offset, _ in rows if p == partition]
+        assert offsets == sorted(offsets)
+    # the group's position advanced as with poll, and a new consumer resumes at the commit
+    assert bulk.poll_values(topic, f"values-{suffix}", max_records=10, timeout_s=0.1) == []
+    log.commit(topic, f"values-{suffix}", {0: 1})
+    again = cast(ValuePolling, open_log())
+    resumed = _drain(
+        lambda: again.poll_values(topic, f"values-{suffix}", max_records=100, timeout_s=0.5)
+    )
+    assert sorted(resumed) == sorted(row for row in rows if row[:2] != (0, 0))
+
+
+def _drain(poll: Callable[[], list[Any]]) -> list[Any]:
+    found: list[Any] = []
+    while batch := poll():
+        found += batch
+    return found
 
 
 # -- the local log's own promises: several writer processes, and kill -9 ----------------------

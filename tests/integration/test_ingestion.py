@@ -222,11 +222,6 @@ def test_read_snapshot_errors(
         platform.data.read_snapshot("0" * 32)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the same content gets the existing (older) snapshot back, so the "
-    "latest snapshot by created_at stays the one it replaced",
-)
 def test_replacing_with_content_of_an_older_snapshot_makes_it_current(
     tmp_path: Path, make_project: MakeProject, platforms: list[Platform]
 ) -> None:

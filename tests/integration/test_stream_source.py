@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,9 @@ from decisionloop.data.streams import (
     MAX_PAYLOAD_BYTES,
     EventLogSource,
     StreamUrl,
+    _decode_json,
+    _decoded_columns,
+    _json_columns,
     parse_stream_url,
 )
 from decisionloop.errors import Invalid, NotFound
@@ -171,6 +175,154 @@ def test_poisoned_messages_become_error_rows_and_the_stream_continues(open_log: 
     assert payloads[4] == "\ufffd\ufffd{bad utf-8}"
     assert payloads[5] == "z" * MAX_PAYLOAD_BYTES
     assert table.column(POSITION).to_pylist() == [f"{topic}/0@{i}" for i in range(len(values))]
+
+
+def test_awkward_messages_never_stop_the_stream(open_log: OpenLog) -> None:
+    log = open_log()
+    topic, group = _topic(log)
+    values = [
+        b'{"n": 1, "s": "\\ud800"}',  # an unpaired surrogate escape: no UTF-8 text holds it
+        b'{"n": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than any parser's stack
+        b'{"n": 2, "s": "ok"}\r\n',  # a line ending after the object
+        b'{\n  "n": 3,\n  "s": "pretty"\n}',
+        b'{"n": 4, "s": "tab\there"}',  # a raw control character in a string
+        b'{"n": 5, "s": "2024-05-06T07:08:09Z"}',  # text, not a timestamp
+    ]
+    log.append(topic, [NewEvent(value=value) for value in values])
+
+    table = _table(_read_all(_source(log, topic, group)))
+
+    assert table.column("n").to_pylist() == [None, None, 2, 3, None, 5]
+    assert table.column("s").to_pylist() == [
+        None,
+        None,
+        "ok",
+        "pretty",
+        None,
+        "2024-05-06T07:08:09Z",
+    ]
+    errors = table.column(ERROR).to_pylist()
+    assert errors[0] == "not valid JSON: unpaired surrogate \\ud800"
+    assert errors[1] == "JSON nested too deeply (payload cut to 65536 of 200007 bytes)"
+    assert errors[2:4] == [None, None]
+    assert errors[4].startswith("not valid JSON: Invalid control character")
+    assert errors[5] is None
+    assert table.column(PAYLOAD).to_pylist()[0] == '{"n": 1, "s": "\\ud800"}'
+
+
+# -- the JSON fast path gives what decoding message by message gives ---------------------------
+
+
+def _decoded_table(values: list[bytes], *, fast: bool) -> pa.Table | None:
+    columns = _json_columns(values) if fast else _decoded_columns(values, _decode_json)
+    if columns is None:
+        return None
+    return pa.table(
+        [*columns.arrays, columns.errors, columns.payloads],
+        names=[*columns.names, ERROR, PAYLOAD],
+    )
+
+
+def _fast_matches_exact(values: list[bytes]) -> bool:
+    """Whether the fast path took the batch; where it did, it must equal the exact path."""
+    exact = _decoded_table(values, fast=False)
+    fast = _decoded_table(values, fast=True)
+    assert exact is not None
+    if fast is None:
+        return False
+    assert fast.schema == exact.schema
+    # through JSON text, where NaN equals NaN
+    assert json.dumps(fast.to_pylist()) == json.dumps(exact.to_pylist())
+    return True
+
+
+FAST_BATCHES: dict[str, list[bytes]] = {
+    "flat records": [
+        b'{"id": 1, "name": "ann", "score": 1, "vip": true, "note": null}',
+        b'{"id": 2, "name": "b\\u00f8b", "score": 2.5, "vip": false, "extra": "late"}',
+        b'{"name": "\xc3\xa9\\n\\"", "id": -9223372036854775808, "score": -0.5}',
+    ],
+    "poisoned messages": [
+        b'{"n": 1}',
+        b"not json",
+        b"[1, 2]",
+        b'"text"',
+        b"null",
+        b"",
+        b"   ",
+        b'{"n": "\xff"}',
+        b'{"_error": "forged"}',
+        b'{"n": ',
+        b'{"n": 1}x',
+        b'{"n": 1,}',
+        b'{"n": "\\ud83d"}',
+        b'{"n": "a\x01b"}',
+        b'{"n": 2}',
+    ],
+    "every message poisoned": [b"nope", b'{"n":', b"[]"],
+    "whitespace and lines": [b' {"n": 1}\n', b'{"n": 2}\r\n', b'{\n "n": 3\n}', b'\t{"n": 4} '],
+    "dates stay text": [b'{"at": "2024-01-02"}', b'{"at": "2024-01-02 03:04:05", "n": 1}'],
+    "nested as JSON text": [
+        b'{"o": {"b": [1, 2.5], "a": null}, "l": [], "n": 1}',
+        b'{"o": {}, "l": [{"z": 1}], "n": 2}',
+        b'{"o": null, "n": 3}',
+    ],
+    "reserved names as values": [b'{"s": "_position"}', b'{"s": "_payload"}'],
+    "only empty objects": [b"{}", b"{ }"],
+    "keys always null": [b'{"a": null}', b'{"a": null, "b": 1}'],
+}
+
+EXACT_BATCHES: dict[str, list[bytes]] = {
+    "mixed types": [b'{"a": 1}', b'{"a": "x"}', b'{"a": true}', b'{"a": 2.5}'],
+    "objects and scalars": [b'{"a": {"b": 1}}', b'{"a": [1]}', b'{"a": 1}'],
+    "duplicate keys": [b'{"a": 1, "a": 2}'],
+    "integers beyond int64": [b'{"a": 1}', b'{"a": 99999999999999999999}'],
+    "integers beyond floats": [b'{"a": 9007199254740993}', b'{"a": 0.5}'],
+    "negative zero": [b'{"a": -0}', b'{"a": 1.5}'],
+    "not finite": [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}'],
+    "Arrow-only numbers": [b'{"a": Inf}', b'{"a": -NaN}', b'{"a": 1e400}'],
+    "a reserved key escaped": [b'{"\\u005fposition": 1}'],
+    "two objects in one message": [b'{"a": 1}{"a": 2}', b'{"a": 3}'],
+    "messages that only parse together": [b'{"a":', b'{"b": 1}}', b'{"c": 1}{"d": 2}'],
+    "deeply nested": [b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", b'{"a": 1}'],
+    "many brackets, shallow": [b'{"a": [' + b"{}, " * 2000 + b"{}]}", b'{"a": []}'],
+    "huge integer": [b'{"a": 1' + b"0" * 5000 + b"}"],
+}
+
+
+@pytest.mark.parametrize("name", list(FAST_BATCHES))
+def test_fast_json_path_takes_the_batch_and_matches_the_exact_path(name: str) -> None:
+    assert _fast_matches_exact(FAST_BATCHES[name])
+
+
+@pytest.mark.parametrize("name", list(EXACT_BATCHES))
+def test_what_the_fast_path_cannot_tell_goes_to_the_exact_path(name: str) -> None:
+    _fast_matches_exact(EXACT_BATCHES[name])
+
+
+def test_fast_json_path_matches_the_exact_path_on_random_batches() -> None:
+    rng = random.Random(20240506)
+    atoms = [
+        *[b"1", b"-7", b"0", b"-0", b"2.5", b"1e3", b"-0.0", b"9223372036854775808"],
+        *[b'"s"', b'"2021-02-03"', b'"2021-02-03 04:05:06"', b'"\\u00e9"', b'"\\ud800"'],
+        *[b"true", b"false", b"null", b"[1]", b'{"q": 1}', b"[]", b"{}", b"NaN", b'"\xc3"'],
+    ]
+    keys = [b'"a"', b'"b"', b'"c"', b'"_error"', b'"d e"']
+    junk = [b"", b" ", b"x", b"{", b"}", b",", b"\n", b'"', b"[", b"]", b":", b"\x00"]
+    taken = 0
+    for _ in range(400):
+        # per batch, a few value kinds per key: from always consistent to freely mixed
+        kinds = {key: rng.sample(atoms, rng.choice([1, 1, 2, 4])) for key in keys}
+        values = []
+        for _ in range(rng.randint(1, 30)):
+            fields = rng.sample(keys, rng.randint(0, len(keys)))
+            value = b"{" + b", ".join(k + b": " + rng.choice(kinds[k]) for k in fields) + b"}"
+            if rng.random() < 0.05:
+                cut = rng.randint(0, len(value))
+                value = value[:cut] + rng.choice(junk) + value[cut:]
+            values.append(value)
+        taken += _fast_matches_exact(values)
+    assert taken > 50  # the fast path took a good share of them
 
 
 AVRO_SCHEMA: dict[str, Any] = {

@@ -367,3 +367,12 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="frozen"):
         settings.name = "other"  # type: ignore[misc]
+
+
+def test_a_missing_project_folder_is_not_created(tmp_path: Path) -> None:
+    from decisionloop.errors import NotFound
+
+    missing = tmp_path / "nope"
+    with pytest.raises(NotFound, match="no project folder"):
+        load_settings(missing)
+    assert not missing.exists()

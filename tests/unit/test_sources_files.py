@@ -373,7 +373,9 @@ def test_unknown_scheme_lists_the_supported_ones(settings: Settings) -> None:
     with pytest.raises(Invalid, match="no data source for URL scheme 'ftp'") as info:
         open_source("ftp://host/data.csv", settings)
 
-    assert "eventlog://, file://, kafka://, postgres://, postgresql://, s3://" in info.value.hint
+    assert "eventlog://, file://, kafka://, kinesis://, postgres://, postgresql://, s3://" in (
+        info.value.hint
+    )
 
 
 def test_unknown_scheme_is_looked_up_in_the_entry_points(

@@ -57,6 +57,11 @@ class Ingested:
 
 
 def latest_snapshot(platform: Platform, dataset: str) -> Snapshot | None:
+    """The current snapshot: the one the last batch made (or the newest, for data sets whose
+    snapshots were recorded without batches)."""
+    current = platform.metadata.ingestion.current_snapshot_id(dataset)
+    if current is not None:
+        return platform.metadata.datasets.get_snapshot(current)
     found = platform.metadata.datasets.list_snapshots(dataset, limit=1)
     return found[0] if found else None
 

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
 from decisionloop.backends.events import open_event_log
-from decisionloop.backends.events.base import Event, EventLog, validate_group, validate_topic
+from decisionloop.backends.events.base import EventLog, validate_group, validate_topic
 from decisionloop.data.batches import ERROR, PAYLOAD, POSITION, RawBatch
 from decisionloop.errors import Invalid
 
@@ -39,6 +41,7 @@ __all__ = [
     "EventLogSource",
     "StreamUrl",
     "ValueFormat",
+    "ValuePolling",
     "parse_stream_url",
 ]
 
@@ -52,9 +55,32 @@ _RESERVED = (POSITION, ERROR, PAYLOAD)
 _FORMATS = ("json", "avro")
 _OPTIONS = ("group", "format")
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 #: decode one value: the row, or None and the reason it failed
 Decoder = Callable[[bytes], tuple[dict[str, Any] | None, str | None]]
+#: one message as a stream source needs it: (partition, offset, value)
+ValueRow = tuple[int, int, bytes]
+_FIRST, _SECOND, _THIRD = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
+class ValuePolling(Protocol):
+    """An event log that can also hand polled messages in bulk, as ``(partition, offset,
+    value)`` tuples without building :class:`Event` objects (same positions and semantics as
+    ``poll``). Both built-in logs do; a source uses it when the log's class defines it."""
+
+    def poll_values(
+        self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
+    ) -> list[ValueRow]: ...
+
+
+class _Columns(NamedTuple):
+    """A decoded batch: its data columns, then the ``_error`` and ``_payload`` columns."""
+
+    names: list[str]
+    arrays: list[pa.Array | pa.ChunkedArray]
+    errors: pa.Array
+    payloads: pa.Array
 
 
 class StreamUrl(NamedTuple):
@@ -129,6 +155,10 @@ class EventLogSource:
     types (bool, int64, float64 for ints mixed with floats, string) and text where a column
     mixes types; nested objects and arrays become JSON text. Types are inferred per batch.
 
+    JSON batches are parsed at once by Arrow's JSON reader where that gives exactly what
+    decoding message by message gives (see :func:`_json_columns`), else message by message;
+    logs offering :class:`ValuePolling` hand the messages in bulk.
+
     ``acknowledge()`` commits, per partition, the offset after the batch's last message;
     acknowledge batches in order (a batch's commit implies the earlier ones; an earlier batch
     acknowledged later commits nothing, since offsets never move back).
@@ -187,9 +217,9 @@ class EventLogSource:
         validate_topic(self.topic)
         validate_group(self.group)
         while not self._stopped.is_set():
-            events = self._collect(max_batch_rows)
-            if events:
-                yield self._batch(events, decode)
+            partitions, offsets, values = self._collect(max_batch_rows)
+            if values:
+                yield self._batch(partitions, offsets, values, decode)
             elif not follow:
                 return
 
@@ -207,55 +237,69 @@ class EventLogSource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _collect(self, max_rows: int) -> list[Event]:
-        events: list[Event] = []
+    def _poll(self, max_records: int, timeout_s: float) -> list[ValueRow]:
+        """``(partition, offset, value)`` of the next messages: in bulk where the log's class
+        offers ``poll_values`` (no Event objects), else from ``poll``."""
+        if callable(getattr(type(self.log), "poll_values", None)):
+            bulk = cast(ValuePolling, self.log)
+            return bulk.poll_values(
+                self.topic, self.group, max_records=max_records, timeout_s=timeout_s
+            )
+        events = self.log.poll(self.topic, self.group, max_records=max_records, timeout_s=timeout_s)
+        return [(event.partition, event.offset, event.value) for event in events]
+
+    def _collect(self, max_rows: int) -> tuple[list[int], list[int], list[bytes]]:
+        partitions: list[int] = []
+        offsets: list[int] = []
+        values: list[bytes] = []
         size = 0
         deadline = time.monotonic() + self.max_wait_s
-        while len(events) < max_rows and size < MAX_BATCH_BYTES and not self._stopped.is_set():
+        while len(values) < max_rows and size < MAX_BATCH_BYTES and not self._stopped.is_set():
             remaining = max(deadline - time.monotonic(), 0.0)
-            got = self.log.poll(
-                self.topic, self.group, max_records=max_rows - len(events), timeout_s=remaining
-            )
+            got = self._poll(max_rows - len(values), remaining)
             if not got:
                 break
-            events += got
-            size += sum(len(event.value) for event in got)
+            start = len(values)
+            partitions += map(_FIRST, got)
+            offsets += map(_SECOND, got)
+            values += map(_THIRD, got)
+            size += sum(map(len, values[start:]))
             if remaining <= 0:
                 break
-        return events
+        return partitions, offsets, values
 
-    def _batch(self, events: list[Event], decode: Decoder) -> RawBatch:
-        rows: list[dict[str, Any] | None] = []
-        errors: list[str | None] = []
-        payloads: list[str | None] = []
-        for event in events:
-            row, error = decode(event.value)
-            rows.append(row)
-            errors.append(error)
-            payloads.append(None if error is None else _payload_text(event.value))
-        names = list(dict.fromkeys(name for row in rows if row is not None for name in row))
+    def _batch(
+        self, partitions: list[int], offsets: list[int], values: list[bytes], decode: Decoder
+    ) -> RawBatch:
+        import numpy as np
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        arrays = [_arrow_column([None if r is None else r.get(n) for r in rows]) for n in names]
-        positions = [f"{e.topic}/{e.partition}@{e.offset}" for e in events]
+        columns = _json_columns(values) if decode is _decode_json else None
+        if columns is None:
+            columns = _decoded_columns(values, decode)
+        names, arrays, errors, payloads = columns
+        partition_numbers = np.asarray(partitions, np.int64)
+        offset_numbers = np.asarray(offsets, np.int64)
+        positions = pc.binary_join_element_wise(
+            f"{self.topic}/",
+            pa.array(partition_numbers).cast(pa.string()),
+            "@",
+            pa.array(offset_numbers).cast(pa.string()),
+            "",
+        )
         table = pa.table(
-            [
-                *arrays,
-                pa.array(positions, pa.string()),
-                pa.array(errors, pa.string()),
-                pa.array(payloads, pa.string()),
-            ],
-            names=[*names, POSITION, ERROR, PAYLOAD],
+            [*arrays, positions, errors, payloads], names=[*names, POSITION, ERROR, PAYLOAD]
         )
-        ranges: dict[int, tuple[int, int]] = {}
-        for event in events:
-            low, high = ranges.get(event.partition, (event.offset, event.offset))
-            ranges[event.partition] = (min(low, event.offset), max(high, event.offset))
-        origin = f"{self.topic}:" + ",".join(
-            f"{partition}@{low}-{high}" for partition, (low, high) in sorted(ranges.items())
-        )
-        offsets = {partition: high + 1 for partition, (_, high) in ranges.items()}
-        return RawBatch(origin=origin, table=table, acknowledge=self._acknowledger(offsets))
+        keys, inverse = np.unique(partition_numbers, return_inverse=True)
+        lows = np.full(len(keys), np.iinfo(np.int64).max, np.int64)
+        highs = np.full(len(keys), -1, np.int64)
+        np.minimum.at(lows, inverse, offset_numbers)
+        np.maximum.at(highs, inverse, offset_numbers)
+        spans = list(zip(keys.tolist(), lows.tolist(), highs.tolist(), strict=True))
+        origin = f"{self.topic}:" + ",".join(f"{p}@{low}-{high}" for p, low, high in spans)
+        next_offsets = {partition: high + 1 for partition, _, high in spans}
+        return RawBatch(origin=origin, table=table, acknowledge=self._acknowledger(next_offsets))
 
     def _acknowledger(self, offsets: dict[int, int]) -> Callable[[], None]:
         def acknowledge() -> None:
@@ -315,6 +359,13 @@ def _decode_json(value: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"JSON nested too deeply{_too_long(value)}"
     except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
         return None, f"not valid JSON: {str(exc)[:200]}{_too_long(value)}"
+    if b"\\u" in value and _SURROGATE_ESCAPE.search(value):
+        # json accepts an unpaired surrogate escape ("\ud800"), which no UTF-8 text can hold
+        try:
+            json.dumps(row, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(exc.object[exc.start])
+            return None, f"not valid JSON: unpaired surrogate \\u{code:04x}{_too_long(value)}"
     return _checked_row(row, value, "a JSON")
 
 
@@ -354,19 +405,28 @@ def _avro_decoder(schema: Mapping[str, Any] | str | None) -> Decoder:
 
 # -- Arrow columns -------------------------------------------------------------------------
 
+_KINDS: dict[type, str] = {
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "string",
+    dict: "nested",
+    list: "nested",
+    tuple: "nested",
+}
+
+
+def _kind_of(kind: type) -> str:
+    for base in (bool, int, float, str):
+        if issubclass(kind, base):
+            return _KINDS[base]
+    if issubclass(kind, dict | list | tuple):
+        return "nested"
+    return kind.__name__
+
 
 def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict | list | tuple):
-        return "nested"
-    return type(value).__name__
+    return _KINDS.get(type(value)) or _kind_of(type(value))
 
 
 def _json_default(value: object) -> object:
@@ -390,7 +450,9 @@ def _arrow_column(values: list[object]) -> pa.Array:
     """Natural Arrow type for a consistent column, text for a mixed (or nested) one."""
     import pyarrow as pa
 
-    kinds = {_kind(value) for value in values if value is not None}
+    types = set(map(type, values))
+    types.discard(type(None))
+    kinds = {_KINDS.get(kind) or _kind_of(kind) for kind in types}
     target: pa.DataType | None = None
     if kinds == {"bool"}:
         target = pa.bool_()
@@ -398,7 +460,9 @@ def _arrow_column(values: list[object]) -> pa.Array:
         target = pa.int64()
     elif kinds and kinds <= {"int", "float"}:
         target = pa.float64()
-    elif len(kinds) == 1 and not kinds & {"string", "nested"}:
+    elif kinds == {"string"}:
+        return pa.array(values, pa.string())
+    elif len(kinds) == 1 and "nested" not in kinds:
         try:
             return pa.array(values)  # bytes, dates, decimals: what Arrow knows natively
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
@@ -409,3 +473,284 @@ def _arrow_column(values: list[object]) -> pa.Array:
         except (pa.ArrowException, OverflowError):
             pass  # e.g. an integer beyond int64: keep it exactly, as text
     return pa.array([_as_text(value) for value in values], pa.string())
+
+
+def _decoded_columns(values: Sequence[bytes], decode: Decoder) -> _Columns:
+    """The exact path: each value decoded on its own, columns built from Python values."""
+    import pyarrow as pa
+
+    rows: list[dict[str, Any]] = []
+    errors: list[str | None] = []
+    payloads: list[str | None] = []
+    empty: dict[str, Any] = {}
+    for value in values:
+        row, error = decode(value)
+        rows.append(empty if row is None else row)
+        errors.append(error)
+        payloads.append(None if error is None else _payload_text(value))
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    arrays = [_arrow_column([row.get(name) for row in rows]) for name in names]
+    return _Columns(names, arrays, pa.array(errors, pa.string()), pa.array(payloads, pa.string()))
+
+
+# -- the JSON fast path --------------------------------------------------------------------
+
+_JSON_SPACE = b" \t\n\r"
+#: bytes no JSON text holds raw (in strings they must be escaped; outside, they are no space)
+_CONTROL_BYTES = bytes(byte for byte in range(32) if byte not in _JSON_SPACE)
+#: Arrow's JSON parser recurses per nesting level, and a message nested deeply enough (some
+#: 10,000 levels) overflows its stack: messages with more brackets than this are decoded by
+#: Python first, and Arrow reads none nested deeper
+_MAX_DEPTH = 1000
+#: Arrow parses per batch before the exact path takes the batch over
+_MAX_PARSES = 4
+_ERROR_ROW = re.compile(r" in row (\d+)")
+#: a float64 magnitude from which a value may have been an integer that the exact path keeps
+#: as text (beyond int64) or refuses to widen (not exactly representable)
+_EXACT_FLOAT_LIMIT = 2.0**53
+
+
+def _reject(values: Sequence[bytes], index: int, errors: dict[int, str]) -> bool:
+    """Decode one message exactly; record and return True when it is poisoned."""
+    _, error = _decode_json(values[index])
+    if error is None:
+        return False
+    errors[index] = error
+    return True
+
+
+def _json_columns(values: Sequence[bytes]) -> _Columns | None:
+    """A batch of JSON values parsed at once by Arrow's JSON reader (C++), with the same rows,
+    columns, types and errors as :func:`_decoded_columns` over :func:`_decode_json`; or None
+    when only that exact per-message path can tell, and it takes the whole batch.
+
+    The values are joined into one newline-delimited text. Before Arrow sees it, messages
+    that do not look like one object (first byte ``{``, last ``}``, after JSON whitespace),
+    hold invalid UTF-8 or a reserved key, or might nest deeply enough to overflow Arrow's
+    recursive parser are decoded exactly: the poisoned ones stay out and become error rows
+    (and a batch with a deeper message that Python reads goes to the exact path). A
+    parse error names a row; that message (or the one before, when it ended in something
+    extra) is decoded exactly and left out when poisoned, and the rest is parsed again. As
+    every value ends in ``}``, none can run into the next, so the row count matching proves one
+    object per message. What Arrow reads differently from Python's json (mixed-type columns,
+    duplicate keys, huge, non-finite or negative-zero numbers, ISO date strings it would make
+    timestamps) is re-read or left to the exact path; nested objects and arrays become JSON
+    text through Python, as on the exact path.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    count = len(values)
+    joined = b"\n".join(values)
+    if not joined:
+        return None
+    lengths = np.fromiter(map(len, values), np.int64, count)
+    starts = np.zeros(count, np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    data = np.frombuffer(joined, np.uint8)
+    end = len(joined) - 1
+    odd = (
+        (lengths == 0)
+        | (data[np.minimum(starts, end)] != ord("{"))
+        | (data[np.clip(starts + lengths - 1, 0, end)] != ord("}"))
+    )
+    errors: dict[int, str] = {}
+    stripped: dict[int, bytes] = {}
+    for index in np.flatnonzero(odd).tolist():
+        value = values[index].strip(_JSON_SPACE)
+        if value[:1] == b"{" and value[-1:] == b"}":
+            stripped[index] = value
+        elif not _reject(values, index, errors):
+            return None
+    position = 0
+    while not joined.isascii() and position < len(joined):
+        try:
+            joined[position:].decode("utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            index = int(np.searchsorted(starts, position + exc.start, side="right")) - 1
+            if not _reject(values, index, errors):
+                return None
+            position = int(starts[index] + lengths[index]) + 1
+    if b'"_' in joined:
+        for name in _RESERVED:
+            needle = f'"{name}"'.encode()
+            if needle in joined:
+                for index, value in enumerate(values):
+                    if needle in value and index not in errors:
+                        _reject(values, index, errors)  # as a string value it decodes fine
+    for index in np.flatnonzero(lengths > _MAX_DEPTH).tolist():
+        value = values[index]
+        if index in errors or value.count(b"{") + value.count(b"[") <= _MAX_DEPTH:
+            continue
+        decoded, error = _decode_json(value)
+        if error is not None:
+            errors[index] = error
+        elif _depth(decoded) > _MAX_DEPTH:
+            return None  # Python reads it (its recursion limit may have been raised)
+    scanned = False
+    for _ in range(_MAX_PARSES):
+        good: Sequence[int] = range(count)
+        body = joined
+        if errors or stripped:
+            good = [index for index in range(count) if index not in errors]
+            body = b"\n".join([stripped.get(index, values[index]) for index in good])
+        if not good:
+            return _Columns([], [], *_error_columns(values, errors))
+        try:
+            table = _read_ndjson(body)
+            break
+        except (pa.ArrowException, UnicodeError) as exc:
+            found = False
+            if not scanned:
+                # each would cost a parse: find them all at once
+                scanned = True
+                found = _reject_scanned(values, joined, errors)
+            match = _ERROR_ROW.search(str(exc))
+            if match is not None:
+                # the row the parser was in, or the one before when it ended in something extra
+                row = int(match.group(1))
+                for near in (row, row - 1):
+                    if 0 <= near < len(good) and _reject(values, good[near], errors):
+                        found = True
+            if not found:
+                return None  # a message Python reads: types differ, or Arrow is stricter
+    else:
+        return None
+    if table.num_rows != len(good):
+        return None
+    exact = _exact_types(table, body, values, good)
+    if exact is None:
+        return None
+    arrays: list[pa.Array | pa.ChunkedArray] = exact.columns
+    if errors:
+        # the good rows in order, and a null row for each poisoned message
+        take = np.full(count, -1, np.int64)
+        take[list(good)] = np.arange(len(good))
+        indices = pa.array(take, mask=take < 0)
+        arrays = [column.take(indices) for column in arrays]
+    return _Columns(exact.column_names, arrays, *_error_columns(values, errors))
+
+
+def _depth(value: object) -> int:
+    """How deeply a decoded JSON value nests (a scalar: 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack += [(child, level + 1) for child in item]
+    return deepest
+
+
+def _reject_scanned(values: Sequence[bytes], joined: bytes, errors: dict[int, str]) -> bool:
+    """Reject the messages with raw control bytes or an unpaired-surrogate escape (both found
+    by a scan of the whole text first); True when any was poisoned."""
+    found = False
+    if len(joined.translate(None, _CONTROL_BYTES)) < len(joined):
+        for index, value in enumerate(values):
+            if index not in errors and len(value.translate(None, _CONTROL_BYTES)) < len(value):
+                found = _reject(values, index, errors) or found
+    if b"\\u" in joined and _SURROGATE_ESCAPE.search(joined):
+        for index, value in enumerate(values):
+            if index not in errors and _SURROGATE_ESCAPE.search(value):
+                found = _reject(values, index, errors) or found
+    return found
+
+
+def _error_columns(values: Sequence[bytes], errors: dict[int, str]) -> tuple[pa.Array, pa.Array]:
+    """``_error`` and ``_payload`` for the poisoned messages, null elsewhere."""
+    import pyarrow as pa
+
+    if not errors:
+        nulls = pa.nulls(len(values), pa.string())
+        return nulls, nulls
+    indexes = range(len(values))
+    return (
+        pa.array([errors.get(index) for index in indexes], pa.string()),
+        pa.array(
+            [_payload_text(values[index]) if index in errors else None for index in indexes],
+            pa.string(),
+        ),
+    )
+
+
+def _read_ndjson(body: bytes, schema: pa.Schema | None = None) -> pa.Table:
+    """One block on one thread: columns in the order their keys first appear (as on the exact
+    path), error rows counted from the start of the body. ``newlines_in_values`` lets a
+    pretty-printed object span lines (each message's own end is checked by the caller)."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    return pa_json.read_json(
+        pa.BufferReader(body),
+        read_options=pa_json.ReadOptions(use_threads=False, block_size=len(body) + 1),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=schema, newlines_in_values=True, unexpected_field_behavior="infer"
+        ),
+    )
+
+
+def _exact_types(
+    table: pa.Table, body: bytes, values: Sequence[bytes], good: Sequence[int]
+) -> pa.Table | None:
+    """Arrow's inferred columns with the exact path's types, or None where they may differ."""
+    import numpy as np
+    import pyarrow as pa
+
+    if set(table.column_names) & set(_RESERVED):
+        return None  # a reserved key spelled with escapes
+    as_text = [
+        field.name
+        for field in table.schema
+        if not (
+            pa.types.is_null(field.type)
+            or pa.types.is_boolean(field.type)
+            or pa.types.is_int64(field.type)
+            or pa.types.is_float64(field.type)
+            or pa.types.is_string(field.type)
+            or pa.types.is_struct(field.type)
+            or pa.types.is_list(field.type)
+        )
+    ]
+    if as_text:
+        # e.g. ISO date strings read as timestamps: read those columns again as the text
+        names = table.column_names
+        schema = pa.schema([(name, pa.string()) for name in as_text])
+        try:
+            table = _read_ndjson(body, schema).select(names)
+        except (pa.ArrowException, KeyError):
+            return None
+        if any(table.schema.field(name).type != pa.string() for name in as_text):
+            return None
+    nested: list[str] = []
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_null(field.type):
+            column = column.cast(pa.string())  # a key that is always null: text, as exactly
+        elif pa.types.is_float64(field.type) and column.null_count < len(column):
+            numbers = column.fill_null(0.0).to_numpy()
+            if (
+                not np.isfinite(numbers).all()  # NaN, Infinity: Arrow also takes -NaN, Inf
+                or np.abs(numbers).max() >= _EXACT_FLOAT_LIMIT
+                or np.signbit(numbers[numbers == 0]).any()  # "-0" is the integer 0 exactly
+            ):
+                return None
+        elif pa.types.is_struct(field.type) or pa.types.is_list(field.type):
+            nested.append(field.name)
+        columns.append(column)
+    if nested:
+        # JSON text exactly as the exact path writes it: decode these messages in Python
+        rows = []
+        for index in good:
+            row, error = _decode_json(values[index])
+            if row is None or error is not None:
+                return None
+            rows.append(row)
+        for name in nested:
+            index = table.column_names.index(name)
+            columns[index] = _arrow_column([row.get(name) for row in rows])
+    return pa.table(columns, names=table.column_names)

@@ -15,9 +15,9 @@ import functools
 import logging
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from decisionloop.backends.events.base import (
@@ -45,6 +45,9 @@ DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 _BATCH_OVERHEAD_BYTES = 64 * 1024
 _INSTALL_HINT = "pip install 'decisionloop[kafka]'"
 _LOGGER = logging.getLogger("decisionloop.kafka")
+_T = TypeVar("_T")
+#: the most messages confluent-kafka's consume() hands out per call
+_MAX_CONSUME = 1_000_000
 
 
 def bootstrap_servers(url: str) -> str:
@@ -309,6 +312,23 @@ class KafkaEventLog:
     def poll(
         self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
     ) -> list[Event]:
+        return self._poll(topic, group, max_records, timeout_s, self._events)
+
+    def poll_values(
+        self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
+    ) -> list[tuple[int, int, bytes]]:
+        """``poll`` as ``(partition, offset, value)`` tuples, without building Event objects
+        (for stream sources; same positions and semantics)."""
+        return self._poll(topic, group, max_records, timeout_s, self._values)
+
+    def _poll(
+        self,
+        topic: str,
+        group: str,
+        max_records: int,
+        timeout_s: float,
+        convert: Callable[[list[Message]], list[_T]],
+    ) -> list[_T]:
         validate_group(group)
         validate_poll(max_records, timeout_s)
         count = self._partition_count(topic)
@@ -320,9 +340,10 @@ class KafkaEventLog:
                 first = consumer.poll(timeout_s)
                 messages = [] if first is None else [first]
                 if first is not None and max_records > 1:
-                    # what is already fetched, without waiting for more
-                    messages.extend(consumer.consume(max_records - 1, timeout=0))
-                return [self._event(message) for message in messages]
+                    # what is already fetched, in one call, without waiting for more
+                    wanted = min(max_records - 1, _MAX_CONSUME)
+                    messages.extend(consumer.consume(num_messages=wanted, timeout=0))
+                return convert(messages)
             except KafkaException as exc:
                 # a consumer in an unknown state re-reads from the committed offsets
                 self._drop_consumer(topic, group)
@@ -345,6 +366,20 @@ class KafkaEventLog:
             )
             self._assigned.add((topic, group))
         return consumer
+
+    @classmethod
+    def _events(cls, messages: list[Message]) -> list[Event]:
+        return [cls._event(message) for message in messages]
+
+    @classmethod
+    def _values(cls, messages: list[Message]) -> list[tuple[int, int, bytes]]:
+        for message in messages:
+            if message.error() is not None:
+                cls._event(message)  # raises what poll raises
+        return [
+            (message.partition() or 0, message.offset() or 0, message.value() or b"")
+            for message in messages
+        ]
 
     @staticmethod
     def _event(message: Message) -> Event:

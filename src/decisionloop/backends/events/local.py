@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from decisionloop.backends.events.base import (
@@ -46,6 +47,13 @@ _SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_MS = 30_000
 # how often an empty poll looks again: short at first for latency, then backing off
 _POLL_INTERVALS_S = (0.01, 0.02, 0.05, 0.1)
+# what a poll reads of one partition, (partition, offset, ...): whole events, or only values
+_AFTER = (
+    " FROM events WHERE topic = ? AND partition_id = ? AND event_offset >= ?"
+    " ORDER BY event_offset LIMIT ?"
+)
+_SELECT_EVENTS = "SELECT ?, event_offset, event_key, event_value, headers, timestamp_ms" + _AFTER
+_SELECT_VALUES = "SELECT ?, event_offset, event_value" + _AFTER
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -304,21 +312,54 @@ class LocalEventLog:
     def poll(
         self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
     ) -> list[Event]:
+        rows = self._poll_rows(topic, group, max_records, timeout_s, _SELECT_EVENTS)
+        timestamps: dict[int, datetime] = {}  # an append stores one timestamp for its events
+        events = []
+        for partition, offset, key, value, headers, timestamp_ms in rows:
+            timestamp = timestamps.get(timestamp_ms)
+            if timestamp is None:
+                timestamp = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+                timestamps[timestamp_ms] = timestamp
+            events.append(
+                Event(
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    key=None if key is None else bytes(key),
+                    value=bytes(value),
+                    timestamp=timestamp,
+                    headers=_decode_headers(headers),
+                )
+            )
+        return events
+
+    def poll_values(
+        self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
+    ) -> list[tuple[int, int, bytes]]:
+        """``poll`` as ``(partition, offset, value)`` rows straight from SQLite, without
+        building Event objects (for stream sources; same positions and semantics)."""
+        return self._poll_rows(topic, group, max_records, timeout_s, _SELECT_VALUES)
+
+    def _poll_rows(
+        self, topic: str, group: str, max_records: int, timeout_s: float, query: str
+    ) -> list[Any]:
         validate_topic(topic)
         validate_group(group)
         validate_poll(max_records, timeout_s)
         deadline = time.monotonic() + timeout_s
         attempt = 0
         while True:
-            events = self._read_available(topic, group, max_records)
+            rows = self._read_available(topic, group, max_records, query)
             remaining = deadline - time.monotonic()
-            if events or remaining <= 0:
-                return events
+            if rows or remaining <= 0:
+                return rows
             pause = _POLL_INTERVALS_S[min(attempt, len(_POLL_INTERVALS_S) - 1)]
             time.sleep(min(pause, remaining))
             attempt += 1
 
-    def _read_available(self, topic: str, group: str, max_records: int) -> list[Event]:
+    def _read_available(self, topic: str, group: str, max_records: int, query: str) -> list[Any]:
+        """``query``'s rows, ``(partition, offset, ...)``, after the group's position, which
+        advances past them."""
         with self._session() as connection:
             count = self._partition_count(connection, topic)
             positions = self._positions.get((topic, group))
@@ -329,32 +370,19 @@ class LocalEventLog:
             # start at a rotating partition so a busy one cannot starve the others
             first = self._next_partition.get((topic, group), 0)
             self._next_partition[(topic, group)] = (first + 1) % count
-            events: list[Event] = []
+            found: list[Any] = []
             for step in range(count):
-                if len(events) >= max_records:
+                if len(found) >= max_records:
                     break
                 partition = (first + step) % count
                 rows = connection.execute(
-                    "SELECT event_offset, event_key, event_value, headers, timestamp_ms"
-                    " FROM events WHERE topic = ? AND partition_id = ? AND event_offset >= ?"
-                    " ORDER BY event_offset LIMIT ?",
-                    (topic, partition, positions[partition], max_records - len(events)),
+                    query,
+                    (partition, topic, partition, positions[partition], max_records - len(found)),
                 ).fetchall()
-                for offset, key, value, headers, timestamp_ms in rows:
-                    events.append(
-                        Event(
-                            topic=topic,
-                            partition=partition,
-                            offset=int(offset),
-                            key=None if key is None else bytes(key),
-                            value=bytes(value),
-                            timestamp=datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC),
-                            headers=_decode_headers(headers),
-                        )
-                    )
                 if rows:
-                    positions[partition] = int(rows[-1][0]) + 1
-            return events
+                    found += rows
+                    positions[partition] = int(rows[-1][1]) + 1
+            return found
 
     def commit(self, topic: str, group: str, positions: Mapping[int, int]) -> None:
         validate_topic(topic)

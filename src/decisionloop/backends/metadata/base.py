@@ -6,7 +6,7 @@ are never separated, even by a crash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from decisionloop.backends.metadata.records import (
@@ -135,6 +135,8 @@ class IngestionRepository(Protocol):
 
     def has_origin(self, dataset: str, origin: str) -> bool: ...
 
+    def current_snapshot_id(self, dataset: str) -> str | None: ...
+
     def quarantined_positions(self, dataset: str, positions: Sequence[str]) -> set[str]: ...
 
     def list_quarantine(
@@ -148,6 +150,15 @@ class IngestionRepository(Protocol):
     def get_quarantined(self, entry_id: int) -> Quarantined: ...
 
     def resolve(self, ids: Sequence[int], status: str, resolution: str, *, actor: str) -> int: ...
+
+    def get_checkpoints(self, source: str) -> dict[str, str]:
+        """Partition -> position where a stream source resumes (``{}`` for a new source)."""
+        ...
+
+    def set_checkpoints(self, source: str, positions: Mapping[str, str], *, actor: str) -> None:
+        """Upsert these partitions' positions (others are kept) in one write transaction,
+        audited as ``checkpoint.set`` on ``source:<source>``; nothing for an empty mapping."""
+        ...
 
 
 @runtime_checkable

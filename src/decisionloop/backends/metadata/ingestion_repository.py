@@ -1,11 +1,13 @@
-"""Batches, their quarantine and the snapshots they make, recorded in one transaction."""
+"""Batches, their quarantine and the snapshots they make, recorded in one transaction; and the
+checkpoints where stream sources resume."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from decisionloop.backends.metadata import schema as t
@@ -26,7 +28,7 @@ from decisionloop.backends.metadata.records import (
     Snapshot,
 )
 from decisionloop.backends.metadata.repositories import insert_snapshot
-from decisionloop.errors import Conflict, NotFound
+from decisionloop.errors import Conflict, Invalid, NotFound
 
 QUARANTINE_STATUSES = ("open", "replayed", "discarded")
 
@@ -105,7 +107,25 @@ class SqlIngestion(_Repo):
                 },
             )
             made = insert_snapshot(conn, dataset, snapshot, actor=actor) if snapshot else None
+            if made is not None:
+                values["snapshot_id"] = made.id
+                conn.execute(
+                    t.batches.update()
+                    .where(t.batches.c.id == values["id"])
+                    .values(snapshot_id=made.id)
+                )
         return _batch(values), made
+
+    def current_snapshot_id(self, dataset: str) -> str | None:
+        """The snapshot made by the data set's most recent batch that made one."""
+        with self.store.read() as conn:
+            found = conn.execute(
+                sa.select(t.batches.c.snapshot_id)
+                .where(t.batches.c.dataset == dataset, t.batches.c.snapshot_id.is_not(None))
+                .order_by(t.batches.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+        return str(found) if found is not None else None
 
     def get_batch(self, batch_id: str) -> Batch:
         with self.store.read() as conn:
@@ -213,6 +233,57 @@ class SqlIngestion(_Repo):
             )
             changed += result.rowcount
         return changed
+
+    # -- stream checkpoints --------------------------------------------------------------
+
+    def get_checkpoints(self, source: str) -> dict[str, str]:
+        """Partition -> position of the last acknowledged record, for one source ({} if none)."""
+        c = t.stream_checkpoints.c
+        with self.store.read() as conn:
+            rows = conn.execute(sa.select(c.partition, c.position).where(c.source == source))
+            return {str(partition): str(position) for partition, position in rows}
+
+    def set_checkpoints(self, source: str, positions: Mapping[str, str], *, actor: str) -> None:
+        """Upsert the positions of these partitions (others keep theirs), in one transaction."""
+        values = dict(positions.items())
+        if not isinstance(source, str) or not source:
+            raise Invalid(
+                f"a checkpoint needs a source name, got {source!r}",
+                hint="name the stream and its consumer group",
+            )
+        for item in values.items():
+            if not all(isinstance(text, str) and text for text in item):
+                raise Invalid(
+                    f"checkpoint partitions and positions must be non-empty text, got {item!r}",
+                    hint="e.g. {'shardId-000000000000': '49590338271490256608559692538361571095'}",
+                )
+        if not values:
+            return
+        at = now()
+        rows = [
+            {"source": source, "partition": k, "position": v, "updated_at": at}
+            for k, v in values.items()
+        ]
+        with self.store.write() as conn:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            statement = insert(t.stream_checkpoints)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["source", "partition"],
+                    set_={
+                        "position": statement.excluded.position,
+                        "updated_at": statement.excluded.updated_at,
+                    },
+                ),
+                rows,
+            )
+            _audit(
+                conn,
+                actor=actor,
+                action="checkpoint.set",
+                resource=f"source:{source}",
+                details={"positions": dict(list(values.items())[:1000]), "count": len(values)},
+            )
 
 
 def _batch(row: RowMapping | dict[str, Any]) -> Batch:

@@ -58,6 +58,7 @@ class Batch:
     artifact_key: str | None
     sha256: str | None
     created_at: datetime
+    snapshot_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ batches = sa.Table(
     sa.Column("artifact_key", sa.String(512), nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("snapshot_id", sa.String(32), nullable=True),
     sa.Index("ix_batches_dataset_origin", "dataset", "origin"),
 )
 
@@ -138,6 +139,18 @@ deployments = sa.Table(
     sa.ForeignKeyConstraint(
         ["model_name", "version"], ["model_versions.model_name", "model_versions.version"]
     ),
+)
+
+#: where a stream source resumes: per source (stream and consumer group) and partition (shard),
+#: the position of the last acknowledged record
+stream_checkpoints = sa.Table(
+    "stream_checkpoints",
+    metadata,
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("partition", sa.Text, nullable=False),
+    sa.Column("position", sa.Text, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("source", "partition", name="pk_stream_checkpoints"),
 )
 
 audit_events = sa.Table(

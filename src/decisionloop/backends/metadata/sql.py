@@ -17,7 +17,7 @@ from decisionloop.backends.metadata.ingestion_repository import SqlIngestion
 from decisionloop.errors import Conflict, Invalid, Unavailable
 
 #: the newest migration; checked without loading Alembic when the schema is current
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_420_113_001
 

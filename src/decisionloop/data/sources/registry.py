@@ -107,8 +107,34 @@ def stream_source(
     return EventLogSource.from_url(url)
 
 
+def kinesis_source(
+    url: str, settings: Settings, *, query: str | None, is_done: Callable[[str], bool]
+) -> Source:
+    """``kinesis://stream?group=g&format=json``: every shard, resuming at the checkpoints kept
+    in the project's metadata store (endpoint and region in ``kinesis.*``)."""
+    from decisionloop.backends.registry import open_metadata_store
+    from decisionloop.data.kinesis import KinesisSource, parse_kinesis_url
+
+    _no_query(url, query)
+    parse_kinesis_url(url)  # a malformed URL fails before the store is opened
+    store = open_metadata_store(settings.metadata_url, settings)
+    try:
+        store.migrate()
+        return KinesisSource(
+            url,
+            checkpoints=store.ingestion,
+            endpoint_url=settings.kinesis.endpoint_url,
+            region=settings.kinesis.region,
+            on_close=store.close,
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
 _BUILTIN: dict[str, SourceFactory] = {
     "kafka": stream_source,
+    "kinesis": kinesis_source,
     "eventlog": stream_source,
     "file": file_source,
     "s3": s3_source,

@@ -45,6 +45,10 @@ from decisionloop.testing.metadata_conformance.audit import (
     check_audit_append_list_count,
     check_every_write_is_audited_once,
 )
+from decisionloop.testing.metadata_conformance.checkpoints import (
+    check_checkpoints_set_get,
+    check_checkpoints_write_is_all_or_nothing,
+)
 from decisionloop.testing.metadata_conformance.datasets import (
     check_snapshot_add_get_list,
     check_snapshot_list_newest_first,
@@ -91,6 +95,8 @@ METADATA_STORE_CHECKS: list[MetadataStoreCheck] = [
     check_deployments_replace_previous_active,
     check_audit_append_list_count,
     check_every_write_is_audited_once,
+    check_checkpoints_set_get,
+    check_checkpoints_write_is_all_or_nothing,
 ]
 
 
@@ -108,6 +114,8 @@ __all__ = [
     "MetadataStoreCheck",
     "check_audit_append_list_count",
     "check_champion_requires_passed_gate",
+    "check_checkpoints_set_get",
+    "check_checkpoints_write_is_all_or_nothing",
     "check_delete_alias",
     "check_deployments_replace_previous_active",
     "check_every_write_is_audited_once",

@@ -32,6 +32,7 @@ AUDIT_ACTIONS: dict[str, str] = {
     "alias.set": "model:{model}@{alias}",
     "alias.delete": "model:{model}@{alias}",
     "deployment.create": "deployment:{environment}/{model}",
+    "checkpoint.set": "source:{source}",
 }
 
 
