@@ -134,7 +134,7 @@ def test_quarantine_list_and_show_json(ingested: tuple[Path, dict[str, Any]]) ->
         "data", "quarantine", "show", str(entries[0]["id"]), "-p", str(folder), "--json"
     )
 
-    assert [e["position"] for e in entries] == ["orders.csv:record 7", "orders.csv:record 23"]
+    assert [e["position"] for e in entries] == ["orders.csv:line 8", "orders.csv:line 24"]
     assert [json.loads(e["payload"])["kind"] for e in entries] == ["phone", "fax"]
     assert {e["status"] for e in entries} == {"open"}
     assert {e["batch_id"] for e in entries} == {document["batch_id"]}

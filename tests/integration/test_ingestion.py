@@ -255,7 +255,7 @@ def test_rows_failing_the_contract_are_quarantined_and_replayed_after_loosening_
     assert (result.report.rows_stored, result.report.rows_quarantined) == (18, 1)
     (entry,) = ingestion.list_quarantine("orders")
     assert entry.kind == "row"
-    assert entry.position == "orders.csv:record 19"
+    assert entry.position == "orders.csv:line 20"
     assert entry.reasons == ["kind: allowed"]
     assert json.loads(entry.payload) == {"id": 19, "amount": 1.0, "kind": "phone"}
     assert entry.status == "open"
@@ -547,7 +547,7 @@ def test_migration_from_0001_to_head_keeps_existing_snapshots(tmp_path: Path) ->
         batch, _ = store.ingestion.record_batch(
             "legacy",
             NewBatch("x.csv#1", "warn", 2, 1, 1, 0, {"verdict": "warn"}),
-            quarantined=[NewQuarantine("row", "x.csv:record 2", ["a: type"], "{}")],
+            quarantined=[NewQuarantine("row", "x.csv:line 3", ["a: type"], "{}")],
             snapshot=None,
             actor="test",
         )
@@ -614,7 +614,7 @@ def test_ingest_and_quarantine_round_trip_on_postgres_and_s3(
         assert [r["id"] for r in rows_of(platform)] == [1, 2, 4]
         assert [r["id"] for r in rows_of(platform, first.snapshot.id)] == [1, 2]
         (entry,) = ingestion.list_quarantine("orders")
-        assert (entry.reasons, entry.position) == (["kind: allowed"], "b.csv:record 2")
+        assert (entry.reasons, entry.position) == (["kind: allowed"], "b.csv:line 3")
 
         edit_project(folder, lambda d: d["data"]["columns"]["kind"]["allowed"].append("phone"))
         platform = open_platform(folder, platforms)

@@ -200,8 +200,8 @@ def test_csv_fractional_value_in_an_integer_column_is_a_type_error_not_rounded(
 
     assert [r["id"] for r in stored(outcome)] == [1, 6]
     assert entries(outcome) == {
-        "data.csv:record 2": ["id: type"],
-        "data.csv:record 3": ["id: type"],
+        "data.csv:line 3": ["id: type"],
+        "data.csv:line 4": ["id: type"],
     }
     assert [json.loads(q.payload)["id"] for q in outcome.quarantined] == [4.5, -2.5]
     assert check(outcome, "id: type").failed == 2
@@ -284,7 +284,7 @@ def test_empty_csv_fields_are_missing_values(tmp_path: Path) -> None:
     outcome = validate(csv_file(tmp_path, text), MIXED, tmp_path, LENIENT)
 
     assert stored(outcome) == [{"id": 1, "x": None, "b": None, "s": None}]
-    assert entries(outcome) == {"data.csv:record 2": ["id: not null"]}
+    assert entries(outcome) == {"data.csv:line 3": ["id: not null"]}
     assert check(outcome, "id: not null").failed == 1
 
 
@@ -353,7 +353,7 @@ def test_finite_rejects_infinity_and_nan_in_csv(tmp_path: Path, bad: str) -> Non
     text = f"x\n1.5\n{bad}\n2\n"
     outcome = validate(csv_file(tmp_path, text), {"x": C(type="number")}, tmp_path, LENIENT)
 
-    assert entries(outcome) == {"data.csv:record 2": ["x: finite"]}
+    assert entries(outcome) == {"data.csv:line 3": ["x: finite"]}
     assert [r["x"] for r in stored(outcome)] == [1.5, 2.0]
 
 
@@ -362,9 +362,9 @@ def test_finite_rejects_infinity_and_nan_in_parquet(tmp_path: Path) -> None:
     outcome = validate(parquet_file(tmp_path, data), {"x": C(type="number")}, tmp_path, LENIENT)
 
     assert entries(outcome) == {
-        "data.parquet:record 2": ["x: finite"],
-        "data.parquet:record 3": ["x: finite"],
-        "data.parquet:record 4": ["x: finite"],
+        "data.parquet:row 2": ["x: finite"],
+        "data.parquet:row 3": ["x: finite"],
+        "data.parquet:row 4": ["x: finite"],
     }
     assert check(outcome, "x: finite").failed == 3
     assert [r["x"] for r in stored(outcome)] == [1.0, None]
@@ -858,7 +858,7 @@ def test_parquet_float_in_an_integer_column(tmp_path: Path) -> None:
     data = pa.table({"i": pa.array([1.0, 2.5, 3.0])})
     outcome = validate(parquet_file(tmp_path, data), {"i": C(type="integer")}, tmp_path, LENIENT)
 
-    assert entries(outcome) == {"data.parquet:record 2": ["i: type"]}
+    assert entries(outcome) == {"data.parquet:row 2": ["i: type"]}
     assert [r["i"] for r in stored(outcome)] == [1, 3]
     assert stored_types(outcome) == {"i": "int64"}
 
@@ -885,7 +885,7 @@ def test_json_records_with_wrong_types(tmp_path: Path) -> None:
     ]
     outcome = validate(json_file(tmp_path, records), MIXED, tmp_path, LENIENT)
 
-    assert entries(outcome) == {"data.json:record 2": ["id: type", "x: finite", "b: type"]}
+    assert entries(outcome) == {"data.json:row 2": ["id: type", "x: finite", "b: type"]}
     assert json.loads(outcome.quarantined[0].payload)["id"] == "two"
     assert stored(outcome) == [
         {"id": 1, "x": 1.5, "b": True, "s": "a"},
@@ -905,6 +905,46 @@ def test_stored_rows_exclude_exactly_the_bad_rows_in_order(tmp_path: Path) -> No
     assert outcome.report.verdict == "warn"
     assert [r["id"] for r in stored(outcome)] == [i for i in range(100) if i not in bad]
     assert [q.position for q in outcome.quarantined] == [
-        f"data.csv:record {i + 1}" for i in sorted(bad)
+        f"data.csv:line {i + 2}" for i in sorted(bad)
     ]
     assert [json.loads(q.payload)["id"] for q in outcome.quarantined] == sorted(bad)
+
+
+def test_long_allowed_lists_and_repeated_keys_keep_source_order(tmp_path: Path) -> None:
+    """A long `allowed` list must not reorder rows: the first of a repeated key is the one kept,
+    and the stored file and its hash are the same on every run."""
+    kinds = [f"k{i}" for i in range(12)]
+    lines = ["id,kind"]
+    for i in range(30_000):
+        lines.append(f"{i % 20_000},{kinds[i % 12] if i % 997 else 'zz'}")
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n")
+    columns = {
+        "id": ColumnSpec(type="integer", nullable=False),
+        "kind": ColumnSpec(type="string", allowed=list(kinds)),
+    }
+    contract = ContractSpec(key=["id"], max_error_rate=0.9)
+    batch = RawBatch(origin="o", file=FileRef(str(path), "csv", "data.csv"))
+    first = validate(batch, columns, tmp_path, contract)
+    ids = [row["id"] for row in stored(first)]
+    assert ids == sorted(ids)  # the first 20,000 rows are kept, in file order
+    assert len(ids) == len(set(ids))
+    duplicates = [q.position for q in first.quarantined if "key: duplicate in batch" in q.reasons]
+    assert duplicates[0] == "data.csv:line 20002"  # id 0 again, 20,001 data lines later
+    second = validate(batch, columns, tmp_path, contract)
+    assert stored(second) == stored(first)
+
+
+def test_csv_line_numbers_count_rejected_lines(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("id,x\n1,2\n2,3,9\n3,oops\n4,5\nbad\n5,-1\n")
+    columns = {"id": ColumnSpec(type="integer"), "x": ColumnSpec(type="number", min=0)}
+    batch = RawBatch(origin="o", file=FileRef(str(path), "csv", "data.csv"))
+    outcome = validate(batch, columns, tmp_path, ContractSpec(max_error_rate=0.9))
+    assert set(entries(outcome)) == {
+        "data.csv:line 3",
+        "data.csv:line 4",
+        "data.csv:line 6",
+        "data.csv:line 7",
+    }
+    assert entries(outcome)["data.csv:line 7"] == ["x: min"]

@@ -278,8 +278,10 @@ class _Validation:
     def _text(self, name: str) -> bool:
         return self.raw.types.get(name) == "VARCHAR"
 
-    def _skip_rules(self, reference: Reference) -> list[tuple[str, str]]:
-        rules: list[tuple[str, str]] = []
+    def _skip_rules(self, reference: Reference) -> list[tuple[str, str, bool]]:
+        """(reason, SQL, deferred): rules with a subquery run as a second pass, since a join
+        in the first scan would not keep the rows in source order."""
+        rules: list[tuple[str, str, bool]] = []
         key = self.contract.key
         if reference.stored_keys_sql and key and self.key_ok:
             mine = ", ".join(self.typed[k] for k in key)
@@ -288,18 +290,19 @@ class _Validation:
                 (
                     SKIP_DUPLICATE,
                     f"(({mine}) IN (SELECT ({theirs}) FROM ({reference.stored_keys_sql})))",
+                    True,
                 )
             )
         consent = self.contract.consent
         if consent is not None and consent.column is not None and consent.column in self.typed:
             flag = f"TRY_CAST({self.typed[consent.column]} AS BOOLEAN)"
-            rules.append((SKIP_CONSENT, f"(NOT coalesce({flag}, FALSE))"))
+            rules.append((SKIP_CONSENT, f"(NOT coalesce({flag}, FALSE))", False))
         elif consent is not None and reference.consent_sql and key and key[0] in self.typed:
             entity = f"CAST({self.typed[key[0]]} AS VARCHAR)"
             # NOT IN is NULL (not skipped) for a NULL entity or when the table holds a NULL:
             # without a recorded consent the row is skipped
             consented = f"{entity} IN (SELECT entity FROM ({reference.consent_sql}))"
-            rules.append((SKIP_CONSENT, f"(NOT coalesce({consented}, FALSE))"))
+            rules.append((SKIP_CONSENT, f"(NOT coalesce({consented}, FALSE))", True))
         return rules
 
     def _column_set_checks(self, columns: dict[str, ColumnSpec]) -> list[CheckResult]:
@@ -336,7 +339,10 @@ class _Validation:
             f"FALSE AS f{i}" if c.partition else f"coalesce({c.sql}, FALSE) AS f{i}"
             for i, c in enumerate(self.checks)
         ]
-        flags += [f"coalesce({sql}, FALSE) AS s{i}" for i, (_, sql) in enumerate(self.skips)]
+        flags += [
+            f"FALSE AS s{i}" if deferred else f"coalesce({sql}, FALSE) AS s{i}"
+            for i, (_, sql, deferred) in enumerate(self.skips)
+        ]
         self.con.execute(
             f"CREATE TEMP TABLE checked AS SELECT {', '.join([*carried, *flags])} FROM raw"
         )
@@ -346,18 +352,43 @@ class _Validation:
             self.parse_failures = _parse_failures(self.con, self.declared)
         for i, check in enumerate(self.checks):
             if check.partition:
+                # only values that repeat at all go through the window
                 self.con.execute(
                     f"UPDATE checked SET f{i} = TRUE WHERE rowid IN (SELECT rowid FROM checked "
-                    f"WHERE ({check.sql}) IS NOT NULL QUALIFY row_number() OVER "
+                    f"WHERE ({check.sql}) IN (SELECT ({check.sql}) FROM checked GROUP BY ALL "
+                    f"HAVING count(*) > 1) QUALIFY row_number() OVER "
                     f"(PARTITION BY {check.sql} ORDER BY rowid) > 1)"
+                )
+        for i, (_, sql, deferred) in enumerate(self.skips):
+            if deferred:
+                self.con.execute(
+                    f"UPDATE checked SET s{i} = TRUE WHERE rowid IN "
+                    f"(SELECT rowid FROM checked WHERE coalesce({sql}, FALSE))"
                 )
 
     @property
     def position(self) -> str:
-        if self.batch.table is not None:
-            return POSITION
-        assert self.batch.file is not None
-        return f"{sql_text(self.batch.file.display + ':record ')} || (rowid + 1)"
+        """Positions of table rows as given; of file rows, their row number (0-based), which
+        :meth:`_positions` turns into ``file:line N`` (CSV) or ``file:row N``."""
+        return POSITION if self.batch.table is not None else "CAST(rowid AS VARCHAR)"
+
+    def _positions(self, values: list[str]) -> list[str]:
+        if self.batch.file is None:
+            return values
+        display = self.batch.file.display
+        if self.batch.file.format != "csv":
+            return [f"{display}:row {int(v) + 1}" for v in values]
+        # parsed rows are numbered without the lines the reader rejected; put those back
+        # (line 1 is the header; one record per line)
+        rejected = sorted(int(b.position.rsplit(" ", 1)[1]) for b in self.raw.broken)
+        positions, skipped = [], 0
+        for value in values:
+            line = int(value) + 2 + skipped
+            while skipped < len(rejected) and rejected[skipped] <= line:
+                skipped += 1
+                line += 1
+            positions.append(f"{display}:line {line}")
+        return positions
 
     def run(self, workdir: Path) -> Outcome:
         raw = self.raw
@@ -370,7 +401,7 @@ class _Validation:
         rows_in = int(counts[-1] or 0) + len(raw.broken)
         bad_rows = int(counts[-2] or 0) + len(raw.broken)
         skipped = {
-            reason: int(counts[n_checks + i] or 0) for i, (reason, _) in enumerate(self.skips)
+            reason: int(counts[n_checks + i] or 0) for i, (reason, _, _) in enumerate(self.skips)
         }
 
         results = [*self.parse_failures]
@@ -477,14 +508,15 @@ class _Validation:
         rejected = "batch rejected: " + "; ".join(
             c.detail or c.check for c in results if c.failed and c.severity == "error"
         )
+        positions = self._positions([str(row[0]) for row in rows])
         return [
             NewQuarantine(
                 kind="row",
-                position=str(position),
+                position=position,
                 reasons=list(row_reasons) or [rejected],
                 payload=str(body)[:MAX_PAYLOAD],
             )
-            for position, row_reasons, body in rows
+            for position, (_, row_reasons, body) in zip(positions, rows, strict=True)
         ]
 
     def _payload_value(self, name: str) -> str:
@@ -504,7 +536,7 @@ class _Validation:
         path = workdir / f"batch-{time.time_ns()}.parquet"
         self.con.execute(
             f"COPY (SELECT {select} FROM checked WHERE {keep}) "
-            f"TO {sql_text(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+            f"TO {sql_text(str(path))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
         )
         return path
 
