@@ -449,8 +449,8 @@ def check_decisionloop(platform: Any, done: list[Any], data: dict[str, Any]) -> 
     wrong = where["record_entries"] - where["record_entries_position_exact"]
     if wrong:
         problems.append(
-            f"{wrong:,} of {where['record_entries']:,} `record N` positions do not name the "
-            "file's N-th data row"
+            f"{wrong:,} of {where['record_entries']:,} parsed-record positions do not name the "
+            "line that holds the record"
         )
     checks["problems"] = problems
     for problem in problems:
@@ -482,10 +482,10 @@ def check_kind(reason: str) -> str:
 def positions_match(entries: list[Any], data: dict[str, Any]) -> dict[str, int]:
     """Which file row each quarantine entry holds, and whether its position names that row.
 
-    A ``file:line N`` entry (a line that did not parse) must hold file line N (the header is
-    line 1). A ``file:record N`` entry holds a parsed record as JSON: it is matched to the file
-    row with the same values, which must be a planted bad row and the N-th data row. For a
-    repeated key, the planted row is the later occurrence (the first one is to be kept).
+    Every entry is ``file:line N`` (the header is line 1) and must name a planted bad row. An
+    entry holding a parsed record as JSON is also matched to the file row with the same values,
+    which must be that line's row. For a repeated key, the planted row is the later occurrence
+    (the first one is to be kept).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -502,11 +502,11 @@ def positions_match(entries: list[Any], data: dict[str, Any]) -> dict[str, int]:
     records = []
     for entry in entries:
         what, _, number = entry.position.rsplit(":", 1)[-1].partition(" ")
-        if what == "record" and number.isdigit():
-            records.append((int(number), json.loads(entry.payload)))
-    ids = sorted({str(int(float(row["id"]))) for _, row in records})
+        if what == "line" and number.isdigit() and entry.payload.startswith("{"):
+            records.append((int(number) - 1, json.loads(entry.payload)))
+    ids = sorted({str(int(float(row["id"]))) for _, row in records if row.get("id") is not None})
     found: dict[str, list[dict[str, Any]]] = {}
-    for row in table.filter(pc.is_in(table["id"], pa.array(ids))).to_pylist():
+    for row in table.filter(pc.is_in(table["id"], pa.array(ids, pa.string()))).to_pylist():
         found.setdefault(row["id"], []).append(row)
 
     def same(file_row: dict[str, Any], payload: dict[str, Any]) -> bool:
@@ -537,7 +537,12 @@ def positions_match(entries: list[Any], data: dict[str, Any]) -> dict[str, int]:
             out["line_entries_exact"] += int(int(number) - 2 in planted)
     for number, payload in records:
         out["record_entries"] += 1
-        matches = [r for r in found.get(str(int(float(payload["id"]))), []) if same(r, payload)]
+        key = payload.get("id")
+        matches = (
+            [r for r in found.get(str(int(float(key))), []) if same(r, payload)]
+            if key is not None
+            else []
+        )
         if not matches:
             continue
         row = int(matches[0]["_row"])

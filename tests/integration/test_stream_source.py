@@ -18,13 +18,13 @@ from decisionloop.backends.events.base import Event, EventLog, NewEvent
 from decisionloop.backends.events.kafka import KafkaEventLog
 from decisionloop.backends.events.local import LocalEventLog
 from decisionloop.data.batches import ERROR, PAYLOAD, POSITION, RawBatch, Source
+from decisionloop.data.decoding import decode_json as _decode_json
+from decisionloop.data.decoding import decoded_columns as _decoded_columns
+from decisionloop.data.decoding import json_columns as _json_columns
 from decisionloop.data.streams import (
     MAX_PAYLOAD_BYTES,
     EventLogSource,
     StreamUrl,
-    _decode_json,
-    _decoded_columns,
-    _json_columns,
     parse_stream_url,
 )
 from decisionloop.errors import Invalid, NotFound

@@ -1,9 +1,9 @@
 """A Kinesis source: micro-batches of JSON records from every shard of a Kinesis data stream.
 
 Each record's data is decoded into one row exactly as :class:`~decisionloop.data.streams.
-EventLogSource` decodes a message (the same functions): a record that does not decode becomes a
-row with ``_error`` and ``_payload``, which ingestion quarantines. ``_position`` is
-``stream/shardId@sequenceNumber``.
+EventLogSource` decodes a message (:func:`~decisionloop.data.decoding.decode_batch`): a record
+that does not decode becomes a row with ``_error`` and ``_payload``, which ingestion
+quarantines. ``_position`` is ``stream/shardId@sequenceNumber``.
 
 Where each shard resumes is kept in the metadata store (``stream_checkpoints``), per source
 (``kinesis://stream?group=g``) and shard: a batch's ``acknowledge`` records, per shard, the
@@ -18,32 +18,34 @@ Stream URLs::
 
 boto3 is imported on first use (``pip install 'decisionloop[kinesis]'``); credentials come from
 boto3's usual sources (``AWS_*`` variables, profiles, roles). For a local server (an explicit
-``endpoint_url``) without any credentials, dummy ones are used.
+``endpoint_url``) without any credentials, dummy ones are used. The URL is parsed in
+:mod:`decisionloop.data.stream_urls`, the AWS calls are made in
+:mod:`decisionloop.data.kinesis_client`.
 """
 
 from __future__ import annotations
 
 import functools
 import getpass
-import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Protocol
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any, Protocol
 
-from decisionloop.backends.events.base import validate_group
+from decisionloop.data import kinesis_client
 from decisionloop.data.batches import ERROR, PAYLOAD, POSITION, RawBatch
-from decisionloop.data.streams import (
-    DEFAULT_GROUP,
-    MAX_BATCH_BYTES,
-    _decode_json,
-    _decoded_columns,
-    _json_columns,
+from decisionloop.data.decoding import decode_batch, decode_json
+from decisionloop.data.kinesis_client import (
+    BACKOFF_FIRST_S,
+    IteratorExpired,
+    Throttled,
+    jittered,
+    next_backoff,
 )
-from decisionloop.errors import Forbidden, Invalid, NotFound, Unauthenticated, Unavailable
+from decisionloop.data.stream_urls import KinesisUrl, parse_kinesis_url
+from decisionloop.data.streams import MAX_BATCH_BYTES
+from decisionloop.errors import Invalid
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -51,79 +53,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Checkpoints", "KinesisSource", "KinesisUrl", "parse_kinesis_url"]
 
-_STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_OPTIONS = ("group", "format")
 #: most records one GetRecords call returns
 _MAX_RECORDS_PER_CALL = 10_000
 #: a shard that had nothing new is asked again after this long (AWS allows 5 reads/s a shard)
 _IDLE_S = 0.2
 #: with ``follow``, the shard list is read again this often (resharding adds shards)
 _RELIST_S = 10.0
-#: backoff of a throttled shard: doubled from the first to the last, with jitter
-_BACKOFF_FIRST_S, _BACKOFF_MAX_S = 0.1, 5.0
-_THROTTLED = frozenset(
-    {"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException"}
-)
-_UNAUTHENTICATED = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "ExpiredTokenException",
-        "IncompleteSignature",
-        "MissingAuthenticationToken",
-    }
-)
-#: the dummy access key (and secret) for a local server when no credentials are configured:
-#: kinesalite checks the form of a request's signature, not the key
-_LOCAL_KEY = "decisionloop-local"
-_CONNECTION_HINT = (
-    "check kinesis.endpoint_url and kinesis.region (for a local server: "
-    "`bash services/kinesis-up.sh`, then kinesis.endpoint_url: http://127.0.0.1:4567)"
-)
-
-
-class KinesisUrl(NamedTuple):
-    """A parsed ``kinesis://stream?group=g&format=json`` URL."""
-
-    stream: str
-    group: str
-    value_format: str
-
-
-def parse_kinesis_url(url: str) -> KinesisUrl:
-    """Split a Kinesis URL into the stream, the consumer group (whose checkpoints say where to
-    resume; :data:`~decisionloop.data.streams.DEFAULT_GROUP` when absent) and the format
-    (``json``, the only one). Anything else is refused."""
-    parts = urlsplit(url)
-    if parts.scheme != "kinesis":
-        raise Invalid(f"not a Kinesis URL: {url}", hint="use kinesis://stream-name")
-    try:
-        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise Invalid(
-            f"malformed query in Kinesis URL {url}", hint="use ?group=g&format=json"
-        ) from exc
-    repeated = sorted(name for name, values in query.items() if len(values) > 1)
-    if repeated:
-        raise Invalid(f"Kinesis URL repeats {', '.join(repeated)}: {url}", hint="give each once")
-    options = {name: values[0] for name, values in query.items()}
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise Invalid(
-            f"unknown Kinesis URL option(s) {', '.join(unknown)}: {url}",
-            hint=f"known options: {', '.join(_OPTIONS)}",
-        )
-    stream = parts.netloc
-    if parts.path.strip("/") or parts.fragment or not _STREAM_NAME.match(stream):
-        raise Invalid(
-            f"not a Kinesis stream URL: {url}",
-            hint="kinesis://NAME, a stream name of 1-128 letters, digits, '_', '.', '-'",
-        )
-    value_format = options.get("format", "json")
-    if value_format != "json":
-        raise Invalid(f"unknown Kinesis record format {value_format!r}: {url}", hint="format=json")
-    group = validate_group(options.get("group", DEFAULT_GROUP))
-    return KinesisUrl(stream, group, value_format)
 
 
 class Checkpoints(Protocol):
@@ -132,14 +67,6 @@ class Checkpoints(Protocol):
     def get_checkpoints(self, source: str) -> dict[str, str]: ...
 
     def set_checkpoints(self, source: str, positions: Mapping[str, str], *, actor: str) -> None: ...
-
-
-class _Throttled(Exception):
-    """A shard (or the stream) refused a call for now: back off and retry."""
-
-
-class _IteratorExpired(Exception):
-    """A shard iterator is older than five minutes: ask for a new one."""
 
 
 @dataclass
@@ -245,90 +172,18 @@ class KinesisSource:
     def client(self) -> KinesisClient:
         with self._client_lock:
             if self._client is None:
-                self._client = self._make_client()
+                self._client = kinesis_client.make_client(self.endpoint_url, self.region)
             return self._client
 
-    def _make_client(self) -> KinesisClient:
-        try:
-            import boto3
-            import botocore.session
-            from botocore.config import Config
-        except ImportError as exc:
-            raise Unavailable(
-                "boto3 is not installed", hint="pip install 'decisionloop[kinesis]'"
-            ) from exc
-        core = botocore.session.get_session()
-        if self.endpoint_url is not None:
-            # a local server: never ask the instance metadata service for credentials
-            resolver = core.get_component("credential_provider")
-            for name in ("iam-role", "container-role"):
-                if resolver.get_provider(name) is not None:
-                    resolver.remove(name)
-        session = boto3.session.Session(botocore_session=core, region_name=self.region)
-        key_id = secret = None
-        if self.endpoint_url is not None and session.get_credentials() is None:
-            key_id = secret = _LOCAL_KEY
-        return session.client(
-            "kinesis",
+    def _call(self, operation: str, request: Callable[[], Any]) -> Any:
+        """Run one API call on this stream (:func:`~decisionloop.data.kinesis_client.call`)."""
+        return kinesis_client.call(
+            operation,
+            request,
+            stream=self.stream,
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-            config=Config(
-                connect_timeout=5,
-                read_timeout=30,
-                retries={"mode": "standard", "max_attempts": 3},
-            ),
+            region=self.region,
         )
-
-    def _call(self, operation: str, call: Callable[[], Any]) -> Any:
-        """Run one API call, translating boto errors into DecisionLoop's (or the two internal
-        signals a reader handles itself: throttling and an expired iterator)."""
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            HTTPClientError,
-            NoCredentialsError,
-        )
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-
-        where = self.endpoint_url or f"AWS {self.region}"
-        try:
-            return call()
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            self._client_error(operation, str(error.get("Code", "")), error.get("Message", ""))
-        except NoCredentialsError as exc:
-            raise Unauthenticated(
-                f"no AWS credentials for Kinesis at {where}",
-                hint="set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or a profile or role)",
-            ) from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
-            raise Unavailable(
-                f"Kinesis at {where} is not reachable ({operation}): {exc}", hint=_CONNECTION_HINT
-            ) from exc
-        except BotoCoreError as exc:
-            raise Unavailable(
-                f"Kinesis {operation} at {where} failed: {exc}", hint=_CONNECTION_HINT
-            ) from exc
-
-    def _client_error(self, operation: str, code: str, message: str) -> NoReturn:
-        what = f"Kinesis {operation} on stream {self.stream!r} failed: {code}: {message}"
-        if code in _THROTTLED:
-            raise _Throttled(what)
-        if code == "ExpiredIteratorException":
-            raise _IteratorExpired(what)
-        if code == "ResourceNotFoundException":
-            raise NotFound(
-                f"Kinesis stream {self.stream!r} not found ({message})",
-                hint=f"create the stream, or check the name and kinesis.region ({self.region})",
-            )
-        if code in _UNAUTHENTICATED:
-            raise Unauthenticated(what, hint="check the AWS credentials (AWS_ACCESS_KEY_ID ...)")
-        if code == "AccessDeniedException":
-            raise Forbidden(what, hint="the credentials need kinesis:GetRecords and ListShards")
-        if code in ("InvalidArgumentException", "ValidationException"):
-            raise Invalid(what, hint="a checkpoint from another stream? see stream_checkpoints")
-        raise Unavailable(what, hint=_CONNECTION_HINT)
 
     # -- shards -----------------------------------------------------------------------------
 
@@ -351,15 +206,15 @@ class KinesisSource:
         """Read the shard list: new shards start at their checkpoint (or the oldest record);
         shards gone from the list (past the retention period) are forgotten."""
         assert self._shards is not None
-        backoff = _BACKOFF_FIRST_S
+        backoff = BACKOFF_FIRST_S
         while True:
             try:
                 listed = self._list_shards()
                 break
-            except _Throttled:
-                if self._stopped.wait(backoff * (0.5 + random.random() / 2)):
+            except Throttled:
+                if self._stopped.wait(jittered(backoff)):
                     return
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+                backoff = next_backoff(backoff)
         new = [shard for shard in listed if shard["ShardId"] not in self._shards]
         if new:
             saved = self.checkpoints.get_checkpoints(self.checkpoint_source)
@@ -418,12 +273,11 @@ class KinesisSource:
             answer = self._call(
                 "GetRecords", lambda: self.client.get_records(ShardIterator=iterator, Limit=limit)
             )
-        except _Throttled:
-            shard.backoff_s = min(max(shard.backoff_s * 2, _BACKOFF_FIRST_S), _BACKOFF_MAX_S)
-            jitter = 0.5 + random.random() / 2
-            shard.not_before = time.monotonic() + shard.backoff_s * jitter
+        except Throttled:
+            shard.backoff_s = next_backoff(shard.backoff_s)
+            shard.not_before = time.monotonic() + jittered(shard.backoff_s)
             return []
-        except _IteratorExpired:
+        except IteratorExpired:
             shard.iterator = None
             return []
         shard.backoff_s = 0.0
@@ -481,10 +335,7 @@ class KinesisSource:
     def _batch(self, shard_ids: list[str], sequences: list[str], values: list[bytes]) -> RawBatch:
         import pyarrow as pa
 
-        columns = _json_columns(values)
-        if columns is None:
-            columns = _decoded_columns(values, _decode_json)
-        names, arrays, errors, payloads = columns
+        names, arrays, errors, payloads = decode_batch(values, decode_json)
         positions = pa.array(
             [
                 f"{self.stream}/{shard}@{sequence}"
