@@ -123,7 +123,6 @@ def column_checks(
     if spec.type == "number":
         checks.append(Check(f"{name}: finite", name, severity, f"(NOT isfinite({typed}))"))
     if spec.allowed is not None:
-        values = ", ".join(literal(v) for v in spec.allowed)
         # a chain of comparisons, not NOT IN or list_contains: DuckDB plans those over a
         # constant list in ways that lose the rows' source order
         differs = " AND ".join(f"{typed} <> {literal(v)}" for v in spec.allowed) or "TRUE"
