@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from decisionloop.backends.metadata.records import NewQuarantine
-from decisionloop.data.batches import ERROR, PAYLOAD, POSITION, FileRef, RawBatch
+from decisionloop.data.batches import ERROR, PAYLOAD, POSITION, RawBatch
 from decisionloop.data.checks import (
-    DUCKDB_TYPES,
     Check,
     column_checks,
     key_check,
@@ -26,14 +25,28 @@ from decisionloop.data.checks import (
     typed_expression,
 )
 from decisionloop.data.contract import ColumnSpec, ContractSpec
+from decisionloop.data.loading import (
+    MAX_PAYLOAD,
+    RawRelation,
+    file_columns,
+    load,
+    parse_failures,
+    rejected_lines,
+)
 from decisionloop.data.report import BatchReport, CheckResult, Verdict
-from decisionloop.errors import Invalid
 
 if TYPE_CHECKING:
     import duckdb
 
-MAX_PAYLOAD = 64 * 1024
-RESERVED = {POSITION, ERROR, PAYLOAD, "_rowid"}
+__all__ = [
+    "SKIP_CONSENT",
+    "SKIP_DUPLICATE",
+    "Outcome",
+    "Reference",
+    "file_columns",
+    "validate_batch",
+]
+
 #: why rows are skipped (kept out of the snapshot on purpose, and counted)
 SKIP_DUPLICATE = "duplicate of a stored record"
 SKIP_CONSENT = "no consent for training"
@@ -58,17 +71,6 @@ class Outcome:
     columns: dict[str, ColumnSpec]
 
 
-@dataclass(frozen=True)
-class _Raw:
-    #: source column names and their DuckDB types
-    names: list[str]
-    types: dict[str, str]
-    text: bool
-    broken: list[NewQuarantine]
-    has_error: bool
-    has_payload: bool
-
-
 def validate_batch(
     batch: RawBatch,
     columns: dict[str, ColumnSpec],
@@ -88,7 +90,7 @@ def validate_batch(
     con = duckdb.connect()
     try:
         try:
-            raw = _load(con, batch, columns)
+            raw = load(con, batch, columns)
             validation = _Validation(con, batch, raw, columns, contract, reference, started)
             validation.materialize()
         except (duckdb.Error, UnicodeDecodeError) as exc:
@@ -97,124 +99,6 @@ def validate_batch(
         return validation.run(workdir)
     finally:
         con.close()
-
-
-def _load(con: duckdb.DuckDBPyConnection, batch: RawBatch, columns: dict[str, ColumnSpec]) -> _Raw:
-    """Name the batch's rows as relation ``raw``. CSV files are parsed straight into the
-    declared types by DuckDB's reader; lines that do not parse are kept as rejects."""
-    if batch.table is not None:
-        con.register("raw", batch.table)
-        names = [n for n in batch.table.column_names if n not in RESERVED]
-        present = set(batch.table.column_names)
-        return _Raw(names, _types(con), False, [], ERROR in present, PAYLOAD in present)
-    assert batch.file is not None
-    path = sql_text(batch.file.local_path)
-    if batch.file.format == "csv":
-        # ignore_errors: a malformed line must not make the sniffer give up on the delimiter
-        # (it would read the header as one column); such lines are rejects of the read below
-        header = f"read_csv({path}, header=true, all_varchar=true, ignore_errors=true)"
-        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {header}").fetchall()]
-        types = ", ".join(f"{sql_text(n)}: {sql_text(_duckdb_type(columns.get(n)))}" for n in names)
-        con.execute(
-            f"CREATE TEMP VIEW raw AS SELECT * FROM read_csv({path}, header=true, "
-            f"types={{{types}}}, store_rejects=true)"
-        )
-        return _Raw(names, _types(con), False, [], False, False)
-    reader = (
-        f"read_parquet({path}, hive_partitioning=false)"
-        if batch.file.format == "parquet"
-        else f"read_json({path}, format='array')"
-    )
-    con.execute(f"CREATE TEMP VIEW raw AS SELECT * FROM {reader}")
-    names = [row[0] for row in con.execute("DESCRIBE raw").fetchall() if row[0] not in RESERVED]
-    return _Raw(names, _types(con), False, [], False, False)
-
-
-#: CSV integers are parsed as exact decimals: DuckDB's reader casts "4.5" to BIGINT as 5, so
-#: the integer check (value = trunc(value), see checks.typed_expression) needs the exact value
-CSV_INTEGER = "DECIMAL(38,18)"
-
-
-def _duckdb_type(spec: ColumnSpec | None) -> str:
-    if spec is None:
-        return "VARCHAR"
-    return CSV_INTEGER if spec.type == "integer" else DUCKDB_TYPES[spec.type]
-
-
-def _types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return {str(row[0]): str(row[1]) for row in con.execute("DESCRIBE raw").fetchall()}
-
-
-def file_columns(ref: FileRef) -> list[str]:
-    """The column names of a data file, read from its header or schema."""
-    import duckdb
-
-    path = sql_text(ref.local_path)
-    readers = {
-        "csv": f"read_csv({path}, header=true, all_varchar=true, ignore_errors=true)",
-        "parquet": f"read_parquet({path}, hive_partitioning=false)",
-        "json": f"read_json({path}, format='array')",
-    }
-    try:
-        with duckdb.connect() as con:
-            rows = con.execute(f"DESCRIBE SELECT * FROM {readers[ref.format]}").fetchall()
-    except (duckdb.Error, UnicodeDecodeError) as exc:
-        raise Invalid(
-            f"cannot read {ref.format} file {ref.display}: {str(exc).splitlines()[0][:200]}",
-            hint=f"check that the file is a valid, uncorrupted {ref.format} file",
-        ) from exc
-    return [str(row[0]) for row in rows]
-
-
-def _rejected_lines(con: duckdb.DuckDBPyConnection, display: str) -> list[NewQuarantine]:
-    """CSV lines that did not parse (wrong shape, or a value not of its column's type), one
-    entry per line with every problem DuckDB saw."""
-    rows = con.execute(
-        "SELECT line, list(DISTINCT CASE WHEN error_type = 'CAST' THEN column_name || ': type ('"
-        " || error_message || ')' ELSE 'malformed line: ' || lower(CAST(error_type AS VARCHAR))"
-        " || ' (' || error_message || ')' END), any_value(csv_line) FROM reject_errors"
-        " GROUP BY line ORDER BY line"
-    ).fetchall()
-    return [
-        NewQuarantine(
-            kind="row",
-            position=f"{display}:line {line}",
-            reasons=sorted(problems),
-            payload=str(csv_line)[:MAX_PAYLOAD],
-        )
-        for line, problems, csv_line in rows
-    ]
-
-
-def _parse_failures(
-    con: duckdb.DuckDBPyConnection, declared: dict[str, ColumnSpec]
-) -> list[CheckResult]:
-    """Per column, the CSV values its declared type could not parse (their lines are rejects)."""
-    rows = con.execute(
-        "SELECT column_name, count(DISTINCT line), list(DISTINCT regexp_extract(error_message,"
-        " 'string \"(.*)\" to', 1))[1:3] FROM reject_errors WHERE error_type = 'CAST'"
-        " GROUP BY column_name ORDER BY column_name"
-    ).fetchall()
-    results = [
-        CheckResult(
-            f"{column}: type",
-            str(column),
-            declared[column].severity if column in declared else "error",
-            int(count),
-            [repr(value) for value in examples],
-        )
-        for column, count, examples in rows
-    ]
-    # lines of the wrong shape (too many or too few columns, broken quoting) are quarantined
-    # too, so the report counts them: a warn verdict must name what failed
-    shape = con.execute(
-        "SELECT count(DISTINCT line), list(DISTINCT csv_line)[1:3] FROM reject_errors"
-        " WHERE error_type <> 'CAST'"
-    ).fetchone()
-    if shape is not None and shape[0]:
-        examples = [repr(str(line)[:100]) for line in shape[1]]
-        results.append(CheckResult("malformed line", None, "error", int(shape[0]), examples))
-    return results
 
 
 def _unreadable(batch: RawBatch, exc: Exception, started: float) -> Outcome:
@@ -240,7 +124,7 @@ class _Validation:
         self,
         con: duckdb.DuckDBPyConnection,
         batch: RawBatch,
-        raw: _Raw,
+        raw: RawRelation,
         columns: dict[str, ColumnSpec],
         contract: ContractSpec,
         reference: Reference,
@@ -348,8 +232,8 @@ class _Validation:
         )
         self.parse_failures: list[CheckResult] = []
         if self.batch.file is not None and self.batch.file.format == "csv":
-            self.raw = replace(raw, broken=_rejected_lines(self.con, self.batch.file.display))
-            self.parse_failures = _parse_failures(self.con, self.declared)
+            self.raw = replace(raw, broken=rejected_lines(self.con, self.batch.file.display))
+            self.parse_failures = parse_failures(self.con, self.declared)
         for i, check in enumerate(self.checks):
             if check.partition:
                 # only values that repeat at all go through the window
