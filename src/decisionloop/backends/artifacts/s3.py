@@ -101,25 +101,14 @@ class S3ArtifactStore:
             return self._client
 
     def _make_client(self) -> S3Client:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as exc:
-            raise Unavailable(
-                "boto3 is not installed", hint="pip install 'decisionloop[s3]'"
-            ) from exc
-        session = boto3.session.Session(
-            aws_access_key_id=self.access_key_id,
-            aws_secret_access_key=self.secret_access_key,
-            region_name=self.region,
+        from decisionloop.backends.s3_client import make_s3_client
+
+        return make_s3_client(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
         )
-        config = Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=5,
-            read_timeout=60,
-            retries={"max_attempts": 3, "mode": "standard"},
-        )
-        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
 
     def _object_key(self, key: str) -> str:
         return self.prefix + validate_key(key)

@@ -65,27 +65,15 @@ class S3Reader:
             return self._client
 
     def _make_client(self) -> S3Client:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ImportError as exc:
-            raise Unavailable(
-                "boto3 is not installed", hint="pip install 'decisionloop[s3]'"
-            ) from exc
+        from decisionloop.backends.s3_client import make_s3_client
+
         settings = self.settings
-        session = boto3.session.Session(
-            aws_access_key_id=settings.access_key_id if settings else None,
-            aws_secret_access_key=settings.secret_access_key if settings else None,
-            region_name=settings.region if settings else None,
+        return make_s3_client(
+            endpoint_url=settings.endpoint_url if settings else None,
+            region=settings.region if settings else None,
+            access_key_id=settings.access_key_id if settings else None,
+            secret_access_key=settings.secret_access_key if settings else None,
         )
-        config = Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=5,
-            read_timeout=60,
-            retries={"max_attempts": 3, "mode": "standard"},
-        )
-        endpoint = settings.endpoint_url if settings else None
-        return session.client("s3", endpoint_url=endpoint, config=config)
 
     def _where(self, url: str) -> str:
         endpoint = self.settings.endpoint_url if self.settings else None
