@@ -6,14 +6,13 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from decisionloop.backends.events.base import EventLog, NewEvent
-from decisionloop.backends.events.kafka import KafkaEventLog
+from decisionloop.backends.events.base import NewEvent
 from decisionloop.backends.events.local import LocalEventLog
 from decisionloop.data.streams import ValuePolling
 from decisionloop.testing.event_log_conformance import (
@@ -21,29 +20,6 @@ from decisionloop.testing.event_log_conformance import (
     EventLogCheck,
     EventLogFactory,
 )
-
-
-@pytest.fixture(params=["local", "kafka"])
-def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLogFactory]:
-    """A factory of new instances over one store: a SQLite file, or the Kafka broker."""
-    opened: list[EventLog] = []
-    if request.param == "local":
-        url = f"eventlog://{tmp_path / 'events.db'}"
-
-        def factory() -> EventLog:
-            opened.append(LocalEventLog(url))
-            return opened[-1]
-
-    else:
-        bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-
-        def factory() -> EventLog:
-            opened.append(KafkaEventLog(f"kafka://{bootstrap}", timeout_s=15))
-            return opened[-1]
-
-    yield factory
-    for log in opened:
-        log.close()
 
 
 @pytest.mark.parametrize("check", EVENT_LOG_CHECKS, ids=lambda check: check.__name__)

@@ -18,9 +18,6 @@ import yaml
 from decisionloop.backends.events import open_event_log
 from decisionloop.backends.events.base import NewEvent
 from decisionloop.platform import Platform
-from tests.conformance import conftest as conformance_fixtures
-
-kafka_bootstrap = conformance_fixtures.kafka_bootstrap
 
 pytestmark = pytest.mark.slow
 

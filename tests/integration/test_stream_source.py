@@ -7,7 +7,7 @@ import json
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import pyarrow as pa
 import pytest
 
 from decisionloop.backends.events.base import Event, EventLog, NewEvent
-from decisionloop.backends.events.kafka import KafkaEventLog
 from decisionloop.backends.events.local import LocalEventLog
 from decisionloop.data.batches import ERROR, PAYLOAD, POSITION, RawBatch, Source
 from decisionloop.data.decoding import decode_json as _decode_json
@@ -28,34 +27,8 @@ from decisionloop.data.streams import (
     parse_stream_url,
 )
 from decisionloop.errors import Invalid, NotFound
-from tests.conformance import conftest as conformance_fixtures
-
-kafka_bootstrap = conformance_fixtures.kafka_bootstrap
 
 OpenLog = Callable[[], EventLog]
-
-
-@pytest.fixture(params=["local", "kafka"])
-def open_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenLog]:
-    """New instances over one store (so a new source is a new consumer of its group)."""
-    opened: list[EventLog] = []
-    if request.param == "local":
-        url = f"eventlog://{tmp_path / 'events.db'}"
-
-        def factory() -> EventLog:
-            opened.append(LocalEventLog(url))
-            return opened[-1]
-
-    else:
-        bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-
-        def factory() -> EventLog:
-            opened.append(KafkaEventLog(f"kafka://{bootstrap}", timeout_s=15))
-            return opened[-1]
-
-    yield factory
-    for log in opened:
-        log.close()
 
 
 def _topic(log: EventLog, partitions: int = 1) -> tuple[str, str]:
