@@ -104,27 +104,39 @@ def make_project() -> Callable[..., Path]:
     return factory
 
 
-def start_kafka() -> str:
-    """Start the broker if needed (idempotent) and return its bootstrap address."""
+def start_service(
+    script: str, *, needs: str, extra: str, looks_right: Callable[[str], bool]
+) -> str:
+    """Run ``services/<script>`` (idempotent) and return the address it prints last; skip
+    outside CI (fail in CI) when the client module ``needs`` is missing or the server fails."""
+    import importlib
+
     try:
-        import confluent_kafka  # noqa: F401
+        importlib.import_module(needs)
     except ImportError:
-        unavailable("confluent-kafka is not installed (pip install 'decisionloop[kafka]')")
+        unavailable(f"{needs} is not installed (pip install 'decisionloop[{extra}]')")
     try:
         done = subprocess.run(
-            ["bash", str(SERVICES / "kafka-up.sh")],
+            ["bash", str(SERVICES / script)],
             check=True,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=180,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        unavailable(f"Kafka broker could not be started by services/kafka-up.sh: {detail}")
+        unavailable(f"services/{script} could not start its server: {detail}")
     address = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    if ":" not in address:
-        unavailable(f"services/kafka-up.sh printed no bootstrap address: {done.stdout!r}")
+    if not looks_right(address):
+        unavailable(f"services/{script} printed no address: {done.stdout!r}")
     return address
+
+
+def start_kafka() -> str:
+    """Start the broker if needed and return its bootstrap address."""
+    return start_service(
+        "kafka-up.sh", needs="confluent_kafka", extra="kafka", looks_right=lambda a: ":" in a
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -23,7 +22,7 @@ from decisionloop.data.kinesis import KinesisSource, parse_kinesis_url
 from decisionloop.data.sources import open_source
 from decisionloop.data.streams import MAX_PAYLOAD_BYTES
 from decisionloop.errors import Invalid, NotFound, Unavailable
-from tests.conftest import SERVICES, unavailable
+from tests.conftest import start_service
 
 #: explicit hash keys that land on the first and the second of two shards
 HASH_KEYS = ("0", str(2**127 + 1))
@@ -33,25 +32,12 @@ SHARDS = ("shardId-000000000000", "shardId-000000000001")
 @pytest.fixture(scope="session")
 def kinesis_endpoint() -> str:
     """The local server's URL; skipped outside CI, a failure in CI, when it cannot start."""
-    try:
-        import boto3  # noqa: F401
-    except ImportError:
-        unavailable("boto3 is not installed (pip install 'decisionloop[kinesis]')")
-    try:
-        done = subprocess.run(
-            ["bash", str(SERVICES / "kinesis-up.sh")],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        unavailable(f"Kinesis server could not be started by services/kinesis-up.sh: {detail}")
-    endpoint = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    if not endpoint.startswith("http://"):
-        unavailable(f"services/kinesis-up.sh printed no endpoint: {done.stdout!r}")
-    return endpoint
+    return start_service(
+        "kinesis-up.sh",
+        needs="boto3",
+        extra="kinesis",
+        looks_right=lambda a: a.startswith("http://"),
+    )
 
 
 @pytest.fixture(scope="session")
