@@ -48,6 +48,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import cpu_and_memory
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results" / "ingest.json"
@@ -942,18 +945,7 @@ def markdown(rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
 
 
 def machine(pandera_python: Path) -> dict[str, Any]:
-    cpu = "unknown"
-    memory_gb = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gb = round(int(line.split()[1]) / 1024**2, 1)
-    except OSError:
-        pass
+    cpu, memory_gb = cpu_and_memory()
     versions_code = (
         "import json, importlib.metadata as m; print(json.dumps({p: m.version(p) for p in "
         "('pandera', 'pandas', 'pyarrow', 'numpy')}))"
