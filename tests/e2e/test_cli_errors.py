@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def project(trained_project: Path, tmp_path: Path) -> Path:
     return folder
 
 
-def edit(folder: Path, change: Callable[[dict[str, object]], None]) -> None:
+def edit(folder: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path = folder / "decisionloop.yaml"
     document = yaml.safe_load(path.read_text())
     change(document)
@@ -69,11 +70,11 @@ def edit(folder: Path, change: Callable[[dict[str, object]], None]) -> None:
 
 
 def missing_file(folder: Path) -> None:
-    edit(folder, lambda d: d["data"].update(source="data/nope.csv"))  # type: ignore[attr-defined]
+    edit(folder, lambda d: d["data"].update(source="data/nope.csv"))
 
 
 def unknown_target(folder: Path) -> None:
-    edit(folder, lambda d: d["data"].update(target="no_such_column"))  # type: ignore[attr-defined]
+    edit(folder, lambda d: d["data"].update(target="no_such_column"))
 
 
 def one_class(folder: Path) -> None:
@@ -88,7 +89,7 @@ def empty_file(folder: Path) -> None:
 
 def corrupt_parquet(folder: Path) -> None:
     (folder / "data" / "loans.parquet").write_bytes(b"PAR1" + np.random.default_rng(1).bytes(500))
-    edit(folder, lambda d: d["data"].update(source="data/loans.parquet"))  # type: ignore[attr-defined]
+    edit(folder, lambda d: d["data"].update(source="data/loans.parquet"))
 
 
 def text_in_numeric_column(folder: Path) -> None:
@@ -104,7 +105,7 @@ def malformed_yaml(folder: Path) -> None:
 
 
 def wrong_setting_type(folder: Path) -> None:
-    edit(folder, lambda d: d["model"].update(test_size="a lot"))  # type: ignore[attr-defined]
+    edit(folder, lambda d: d["model"].update(test_size="a lot"))
 
 
 def gate_on_unknown_metric(folder: Path) -> None:
