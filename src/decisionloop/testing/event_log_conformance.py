@@ -34,6 +34,9 @@ from decisionloop.backends.events.base import (
     murmur2,
 )
 from decisionloop.errors import Conflict, Invalid, NotFound, TooLarge
+from decisionloop.testing._assertions import expect as _expect
+from decisionloop.testing._assertions import expect_equal as _expect_equal
+from decisionloop.testing._assertions import raises as _raises
 
 __all__ = [
     "EVENT_LOG_CHECKS",
@@ -71,34 +74,6 @@ def _names() -> tuple[str, str]:
     """A fresh topic and group, so checks never see each other's events."""
     suffix = uuid.uuid4().hex[:12]
     return f"conformance-{suffix}", f"group-{suffix}"
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
-
-
-def _expect_equal(actual: object, expected: object, what: str) -> None:
-    if actual != expected:
-        shown_actual, shown_expected = repr(actual), repr(expected)
-        if len(shown_actual) > 300:
-            shown_actual = shown_actual[:300] + "..."
-        if len(shown_expected) > 300:
-            shown_expected = shown_expected[:300] + "..."
-        raise AssertionError(f"{what}: got {shown_actual}, expected {shown_expected}")
-
-
-@contextlib.contextmanager
-def _raises(error: type[BaseException], what: str) -> Iterator[None]:
-    try:
-        yield
-    except error:
-        return
-    except Exception as exc:
-        raise AssertionError(
-            f"{what}: raised {type(exc).__name__}({exc}), expected {error.__name__}"
-        ) from exc
-    raise AssertionError(f"{what}: did not raise {error.__name__}")
 
 
 @contextlib.contextmanager

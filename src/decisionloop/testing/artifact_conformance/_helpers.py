@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from decisionloop.backends.artifacts.base import ArtifactInfo, ArtifactStore
+from decisionloop.testing._assertions import expect_equal as _expect_equal
 
 #: ``tamper(key, data)``: replace the stored bytes of ``key`` without going through the store.
 Tamper = Callable[[str, bytes], None]
@@ -30,35 +30,6 @@ def _random_blob(size: int = 64) -> bytes:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _show(value: object) -> str:
-    if isinstance(value, bytes) and len(value) > 32:
-        return f"<{len(value)} bytes, sha256 {_sha(value)[:12]}...>"
-    return repr(value)
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
-
-
-def _expect_equal(actual: object, expected: object, what: str) -> None:
-    if actual != expected:
-        raise AssertionError(f"{what}: got {_show(actual)}, expected {_show(expected)}")
-
-
-@contextlib.contextmanager
-def _raises(error: type[BaseException], what: str) -> Iterator[None]:
-    try:
-        yield
-    except error:
-        return
-    except Exception as exc:
-        raise AssertionError(
-            f"{what}: raised {type(exc).__name__}({exc}), expected {error.__name__}"
-        ) from exc
-    raise AssertionError(f"{what}: did not raise {error.__name__}")
 
 
 def _expect_info(info: object, key: str, data: bytes, what: str) -> None:

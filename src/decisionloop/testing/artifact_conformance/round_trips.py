@@ -11,15 +11,15 @@ from pathlib import Path
 
 from decisionloop.backends.artifacts.base import ArtifactStore
 from decisionloop.errors import IntegrityError
+from decisionloop.testing._assertions import expect as _expect
+from decisionloop.testing._assertions import expect_equal as _expect_equal
+from decisionloop.testing._assertions import raises as _raises
 from decisionloop.testing.artifact_conformance._helpers import (
     _BIG,
     _EMPTY_SHA256,
     _content_key,
-    _expect,
-    _expect_equal,
     _expect_info,
     _namespace,
-    _raises,
     _random_blob,
     _sha,
 )

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from decisionloop.backends.artifacts.base import ArtifactStore
 from decisionloop.errors import IntegrityError
+from decisionloop.testing._assertions import expect_equal as _expect_equal
+from decisionloop.testing._assertions import raises as _raises
 from decisionloop.testing.artifact_conformance._helpers import (
     Tamper,
-    _expect_equal,
     _namespace,
-    _raises,
     _random_blob,
 )
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +16,8 @@ from decisionloop.backends.metadata.records import (
     Run,
     Snapshot,
 )
+from decisionloop.testing._assertions import expect as _expect
+from decisionloop.testing._assertions import expect_equal as _expect_equal
 
 MetadataStoreCheck = Callable[[MetadataStore], None]
 
@@ -55,32 +56,6 @@ _CLOCK_SLACK = timedelta(minutes=5)
 
 def _uid() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def _expect(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
-
-
-def _expect_equal(actual: object, expected: object, what: str) -> None:
-    if actual != expected:
-        raise AssertionError(f"{what}: got {actual!r}, expected {expected!r}")
-
-
-@contextlib.contextmanager
-def _raises(
-    error: type[BaseException] | tuple[type[BaseException], ...], what: str
-) -> Iterator[None]:
-    names = " or ".join(e.__name__ for e in error) if isinstance(error, tuple) else error.__name__
-    try:
-        yield
-    except error:
-        return
-    except Exception as exc:
-        raise AssertionError(
-            f"{what}: raised {type(exc).__name__}({exc}), expected {names}"
-        ) from exc
-    raise AssertionError(f"{what}: did not raise {names}")
 
 
 def _expect_utc(value: object, what: str, *, near: tuple[datetime, datetime] | None = None) -> None:

@@ -6,13 +6,13 @@ import contextlib
 
 from decisionloop.backends.metadata.base import MetadataStore
 from decisionloop.errors import GateFailed, NotFound
+from decisionloop.testing._assertions import expect_equal as _expect_equal
+from decisionloop.testing._assertions import raises as _raises
 from decisionloop.testing.metadata_conformance._helpers import (
     _ACTOR,
-    _expect_equal,
     _expect_events,
     _mark,
     _no_new_events,
-    _raises,
     _register,
     _uid,
 )

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 from decisionloop.backends.metadata.base import MetadataStore
 from decisionloop.errors import Conflict, GateFailed
+from decisionloop.testing._assertions import expect as _expect
+from decisionloop.testing._assertions import expect_equal as _expect_equal
 from decisionloop.testing.metadata_conformance._helpers import (
     _ACTOR,
     RICH_JSON,
     _add_snapshot,
-    _expect,
-    _expect_equal,
     _expect_events,
     _expect_same_json,
     _expect_utc,

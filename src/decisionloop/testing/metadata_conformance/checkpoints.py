@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from decisionloop.backends.metadata.base import MetadataStore
+from decisionloop.testing._assertions import expect_equal as _expect_equal
+from decisionloop.testing._assertions import raises as _raises
 from decisionloop.testing.metadata_conformance._helpers import (
     _ACTOR,
-    _expect_equal,
     _expect_events,
     _mark,
     _no_new_events,
-    _raises,
     _uid,
 )
 

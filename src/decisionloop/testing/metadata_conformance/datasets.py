@@ -10,19 +10,19 @@ from decisionloop.backends.metadata.records import (
     Snapshot,
 )
 from decisionloop.errors import NotFound
+from decisionloop.testing._assertions import expect as _expect
+from decisionloop.testing._assertions import expect_equal as _expect_equal
+from decisionloop.testing._assertions import raises as _raises
 from decisionloop.testing.metadata_conformance._helpers import (
     _ACTOR,
     RICH_JSON,
     _add_snapshot,
-    _expect,
-    _expect_equal,
     _expect_events,
     _expect_same_json,
     _expect_utc,
     _hash,
     _mark,
     _no_new_events,
-    _raises,
     _uid,
 )
 

@@ -8,10 +8,10 @@ from decisionloop.backends.metadata.base import MetadataStore
 from decisionloop.backends.metadata.records import (
     Deployment,
 )
+from decisionloop.testing._assertions import expect as _expect
+from decisionloop.testing._assertions import expect_equal as _expect_equal
 from decisionloop.testing.metadata_conformance._helpers import (
     _ACTOR,
-    _expect,
-    _expect_equal,
     _expect_events,
     _expect_utc,
     _mark,

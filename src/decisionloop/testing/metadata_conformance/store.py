@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from decisionloop.backends.metadata.base import MetadataStore
+from decisionloop.testing._assertions import expect as _expect
+from decisionloop.testing._assertions import expect_equal as _expect_equal
 from decisionloop.testing.metadata_conformance._helpers import (
     _add_snapshot,
-    _expect,
-    _expect_equal,
     _hash,
     _mark,
     _no_new_events,
