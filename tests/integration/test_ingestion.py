@@ -210,6 +210,21 @@ def test_folder_appends_one_batch_per_file_and_old_snapshots_read_back_exactly(
     balanced(platform)
 
 
+def test_a_stop_ends_only_the_ingestion_it_was_asked_of(
+    tmp_path: Path, make_project: MakeProject, platforms: list[Platform]
+) -> None:
+    inbox = tmp_path / "inbox"
+    settled(inbox / "001.csv", csv_rows([(1, 10.0, "retail")]))
+    settled(inbox / "002.csv", csv_rows([(2, 20.0, "online")]))
+    platform = open_platform(orders_project(make_project, inbox), platforms)
+
+    platform.data.stop()  # e.g. Ctrl-C of an earlier --follow run
+    done = platform.data.ingest()
+
+    assert len(done) == 2
+    assert [r["id"] for r in rows_of(platform)] == [1, 2]
+
+
 def test_read_snapshot_errors(
     tmp_path: Path, make_project: MakeProject, platforms: list[Platform]
 ) -> None:

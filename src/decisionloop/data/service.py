@@ -75,6 +75,7 @@ class DataService:
 
         url = self.source_url(source)
         columns, contract = self._contract()
+        self._stop.clear()  # a stop asked of an earlier ingestion does not end this one
         opened = self.open(url, query=query)
         self._source = opened
         chosen: Mode = mode or ("replace" if isinstance(opened, FileSource) else "append")
