@@ -180,12 +180,14 @@ def test_csv_values_that_do_not_parse_quarantine_their_line(tmp_path: Path) -> N
     assert sorted(by_position) == ["data.csv:line 3", "data.csv:line 4", "data.csv:line 5"]
     assert by_position["data.csv:line 3"].payload == "2,abc,yes,b"
     assert by_position["data.csv:line 4"].payload == "3,2,maybe,c"
-    assert by_position["data.csv:line 5"].payload == "four,3,no,d"
+    # integer columns are read as text and converted exactly by the type check, so the row
+    # is quarantined as a JSON row like any other check failure
+    assert json.loads(by_position["data.csv:line 5"].payload)["id"] == "four"
     (reason,) = by_position["data.csv:line 3"].reasons
     assert reason.startswith("x: type (")
     assert '"abc"' in reason
     assert by_position["data.csv:line 4"].reasons[0].startswith("b: type (")
-    assert by_position["data.csv:line 5"].reasons[0].startswith("id: type (")
+    assert by_position["data.csv:line 5"].reasons == ["id: type"]
     assert check(outcome, "x: type").failed == 1
     assert check(outcome, "x: type").examples == ["'abc'"]
     assert check(outcome, "b: type").examples == ["'maybe'"]

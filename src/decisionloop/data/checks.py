@@ -81,9 +81,17 @@ def typed_expression(raw: str, spec: ColumnSpec, raw_is_text: bool, source_type:
     if spec.type == "integer" and source_type.startswith("DECIMAL"):
         # exact: no detour through DOUBLE, which rounds integers beyond 2^53
         return f"CASE WHEN {raw} = trunc({raw}) THEN TRY_CAST({raw} AS BIGINT) END"
+    if spec.type == "integer" and raw_is_text:
+        # fast path: text that is already a canonical integer ("42", "-7"); anything else
+        # ("4.0", "+5", "1e3", "4.5") goes through an exact decimal, so nothing is rounded
+        whole = f"TRY_CAST({text} AS BIGINT)"
+        exact = f"TRY_CAST({text} AS DECIMAL(38,18))"
+        return (
+            f"CASE WHEN CAST({whole} AS VARCHAR) = {text} THEN {whole} "
+            f"WHEN {exact} = trunc({exact}) THEN TRY_CAST({exact} AS BIGINT) END"
+        )
     if spec.type == "integer":
-        source = text if raw_is_text else raw
-        number = f"TRY_CAST({source} AS DOUBLE)"
+        number = f"TRY_CAST({raw} AS DOUBLE)"
         return f"CASE WHEN {number} = floor({number}) THEN TRY_CAST({number} AS BIGINT) END"
     if spec.type == "number":
         return f"TRY_CAST({text if raw_is_text else raw} AS DOUBLE)"
@@ -123,10 +131,7 @@ def column_checks(
     if spec.type == "number":
         checks.append(Check(f"{name}: finite", name, severity, f"(NOT isfinite({typed}))"))
     if spec.allowed is not None:
-        # a chain of comparisons, not NOT IN or list_contains: DuckDB plans those over a
-        # constant list in ways that lose the rows' source order
-        differs = " AND ".join(f"{typed} <> {literal(v)}" for v in spec.allowed) or "TRUE"
-        checks.append(Check(f"{name}: allowed", name, severity, f"({differs})"))
+        checks.append(Check(f"{name}: allowed", name, severity, _not_allowed(typed, spec)))
     if spec.min is not None:
         checks.append(Check(f"{name}: min", name, severity, f"({typed} < {spec.min!r})"))
     if spec.max is not None:
@@ -170,6 +175,21 @@ def column_checks(
             )
         )
     return checks
+
+
+#: longer lists of allowed text values are looked up through an ENUM cast (a hash lookup)
+ENUM_LOOKUP_FROM = 8
+
+
+def _not_allowed(typed: str, spec: ColumnSpec) -> str:
+    """TRUE for a value outside ``spec.allowed``. Not NOT IN or list_contains: DuckDB plans
+    those over a constant list as a join, which loses the rows' source order."""
+    assert spec.allowed is not None
+    values = list(dict.fromkeys(spec.allowed))
+    if spec.type == "string" and len(values) >= ENUM_LOOKUP_FROM:
+        members = ", ".join(sql_text(str(v)) for v in values)
+        return f"({typed} IS NOT NULL AND TRY_CAST({typed} AS ENUM({members})) IS NULL)"
+    return "(" + (" AND ".join(f"{typed} <> {literal(v)}" for v in values) or "TRUE") + ")"
 
 
 def key_check(contract: ContractSpec, typed: dict[str, str]) -> Check | None:

@@ -206,25 +206,40 @@ class _Validation:
             results.append(CheckResult("key: columns", None, "error", 1, lacking, detail))
         return results
 
-    @property
-    def error_any(self) -> str:
-        errors = [f"f{i}" for i, c in enumerate(self.checks) if c.severity == "error"]
-        return " OR ".join(errors) or "FALSE"
+    def _flag(self, index: int) -> str:
+        return f"_dl_f{index}"
+
+    def _kept_in_checked(self, check: Check) -> bool:
+        """Flags ``checked`` holds for every row: warnings (counted over all rows) and repeats
+        (set by the second pass). Error flags exist only in ``flagged``, the failing rows."""
+        return check.partition or check.severity != "error"
 
     def materialize(self) -> None:
-        """One scan of the source: every row-level check becomes a flag column of ``checked``;
-        then repeats of unique values and keys are flagged in a second, narrow pass."""
+        """One scan of the source into ``checked``: the source columns, one ``_dl_bad`` flag
+        (any error-level row check failed), a flag per warning and skip rule, and the typed
+        values of unique columns and keys; then repeats of those are flagged in a second,
+        narrow pass. Per-check error flags are computed afterwards on the failing rows only."""
         raw = self.raw
         carried = [quote(n) for n in raw.names]
         carried += [quote(ERROR)] if raw.has_error else []
         carried += [quote(PAYLOAD)] if raw.has_payload else []
         carried += [POSITION] if self.batch.table is not None else []
-        flags = [
-            f"FALSE AS f{i}" if c.partition else f"coalesce({c.sql}, FALSE) AS f{i}"
-            for i, c in enumerate(self.checks)
-        ]
+        errors = [c.sql for c in self.checks if c.severity == "error" and not c.partition]
+        flags = [f"coalesce({' OR '.join(errors) or 'FALSE'}, FALSE) AS _dl_bad"]
+        # typed values computed once, in the scan that checks them (DuckDB shares the common
+        # subexpressions), not again when the stored rows are written
         flags += [
-            f"FALSE AS s{i}" if deferred else f"coalesce({sql}, FALSE) AS s{i}"
+            f"{self.typed[name]} AS _dl_t{j}"
+            for j, name in enumerate(self.present)
+            if self.typed[name] != quote(name)
+        ]
+        for i, check in enumerate(self.checks):
+            if check.partition:
+                flags += [f"FALSE AS {self._flag(i)}", f"({check.sql}) AS _dl_p{i}"]
+            elif check.severity != "error":
+                flags.append(f"coalesce({check.sql}, FALSE) AS {self._flag(i)}")
+        flags += [
+            f"FALSE AS _dl_s{i}" if deferred else f"coalesce({sql}, FALSE) AS _dl_s{i}"
             for i, (_, sql, deferred) in enumerate(self.skips)
         ]
         self.con.execute(
@@ -237,24 +252,44 @@ class _Validation:
         for i, check in enumerate(self.checks):
             if check.partition:
                 # only values that repeat at all go through the window
+                bad = ", _dl_bad = TRUE" if check.severity == "error" else ""
                 self.con.execute(
-                    f"UPDATE checked SET f{i} = TRUE WHERE rowid IN (SELECT rowid FROM checked "
-                    f"WHERE ({check.sql}) IN (SELECT ({check.sql}) FROM checked GROUP BY ALL "
-                    f"HAVING count(*) > 1) QUALIFY row_number() OVER "
-                    f"(PARTITION BY {check.sql} ORDER BY rowid) > 1)"
+                    f"UPDATE checked SET {self._flag(i)} = TRUE{bad} WHERE rowid IN (SELECT "
+                    f"rowid FROM checked WHERE _dl_p{i} IN (SELECT _dl_p{i} FROM checked "
+                    f"GROUP BY ALL HAVING count(*) > 1) QUALIFY row_number() OVER "
+                    f"(PARTITION BY _dl_p{i} ORDER BY rowid) > 1)"
                 )
         for i, (_, sql, deferred) in enumerate(self.skips):
             if deferred:
                 self.con.execute(
-                    f"UPDATE checked SET s{i} = TRUE WHERE rowid IN "
+                    f"UPDATE checked SET _dl_s{i} = TRUE WHERE rowid IN "
                     f"(SELECT rowid FROM checked WHERE coalesce({sql}, FALSE))"
                 )
+        self._flag_rows("_dl_bad")
+
+    def _flag_rows(self, where: str) -> None:
+        """``flagged``: the rows of ``checked`` matching ``where`` with every check's flag."""
+        carried = [quote(n) for n in self.raw.names]
+        carried += [quote(ERROR)] if self.raw.has_error else []
+        carried += [quote(PAYLOAD)] if self.raw.has_payload else []
+        carried += [POSITION] if self.batch.table is not None else []
+        flags = [
+            self._flag(i)
+            if self._kept_in_checked(check)
+            else f"coalesce({check.sql}, FALSE) AS {self._flag(i)}"
+            for i, check in enumerate(self.checks)
+        ]
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE flagged AS SELECT rowid AS _dl_rid, "
+            f"{', '.join([*carried, *flags])} FROM checked WHERE {where}"
+        )
 
     @property
     def position(self) -> str:
-        """Positions of table rows as given; of file rows, their row number (0-based), which
+        """In ``flagged``: positions of table rows as given; of file rows, their row number
+        (0-based) in the source, which
         :meth:`_positions` turns into ``file:line N`` (CSV) or ``file:row N``."""
-        return POSITION if self.batch.table is not None else "CAST(rowid AS VARCHAR)"
+        return POSITION if self.batch.table is not None else "CAST(_dl_rid AS VARCHAR)"
 
     def _positions(self, values: list[str]) -> list[str]:
         if self.batch.file is None:
@@ -276,21 +311,30 @@ class _Validation:
 
     def run(self, workdir: Path) -> Outcome:
         raw = self.raw
-        counted = [f"count_if(f{i})" for i in range(len(self.checks))]
-        counted += [f"count_if(s{i} AND NOT ({self.error_any}))" for i in range(len(self.skips))]
-        counted += [f"count_if({self.error_any})", "count(*)"]
+        kept = [i for i, c in enumerate(self.checks) if self._kept_in_checked(c)]
+        counted = [f"count_if({self._flag(i)})" for i in kept]
+        counted += [f"count_if(_dl_s{i} AND NOT _dl_bad)" for i in range(len(self.skips))]
+        counted += ["count_if(_dl_bad)", "count(*)"]
         counts = self.con.execute(f"SELECT {', '.join(counted)} FROM checked").fetchone()
         assert counts is not None
-        n_checks = len(self.checks)
+        failed = dict(zip(kept, counts, strict=False))
+        others = [i for i in range(len(self.checks)) if i not in failed]
+        if others:
+            # error checks: counted on the failing rows only
+            flagged = self.con.execute(
+                f"SELECT {', '.join(f'count_if({self._flag(i)})' for i in others)} FROM flagged"
+            ).fetchone()
+            assert flagged is not None
+            failed.update(zip(others, flagged, strict=True))
         rows_in = int(counts[-1] or 0) + len(raw.broken)
         bad_rows = int(counts[-2] or 0) + len(raw.broken)
         skipped = {
-            reason: int(counts[n_checks + i] or 0) for i, (reason, _, _) in enumerate(self.skips)
+            reason: int(counts[len(kept) + i] or 0) for i, (reason, _, _) in enumerate(self.skips)
         }
 
         results = [*self.parse_failures]
         results += [
-            self._result(i, check, int(counts[i] or 0)) for i, check in enumerate(self.checks)
+            self._result(i, check, int(failed[i] or 0)) for i, check in enumerate(self.checks)
         ]
         batch_level = [*self.batch_checks, *self._dataset_checks(rows_in)]
         bad_share = bad_rows / rows_in if rows_in else 0.0
@@ -339,9 +383,11 @@ class _Validation:
     def _result(self, index: int, check: Check, failed: int) -> CheckResult:
         examples: list[str] = []
         if failed and check.column is not None:
-            value = self._payload_value(check.column)
+            value = self._example_value(check.column)
+            table = "flagged" if check.severity == "error" else "checked"
             rows = self.con.execute(
-                f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM checked WHERE f{index} LIMIT 3"
+                f"SELECT DISTINCT CAST({value} AS VARCHAR) FROM {table} "
+                f"WHERE {self._flag(index)} LIMIT 3"
             ).fetchall()
             examples = [repr(row[0]) for row in rows]
         return CheckResult(check.name, check.column, check.severity, failed, examples)
@@ -371,7 +417,7 @@ class _Validation:
         self, verdict: Verdict, results: list[CheckResult]
     ) -> list[NewQuarantine]:
         items = [
-            f"CASE WHEN f{i} THEN {sql_text(c.name)} END"
+            f"CASE WHEN {self._flag(i)} THEN {sql_text(c.name)} END"
             for i, c in enumerate(self.checks)
             if c.severity == "error" and c.name != "decode"
         ]
@@ -384,10 +430,10 @@ class _Validation:
         payload = f"to_json(struct_pack({fields}))::VARCHAR" if fields else "'{}'"
         if self.raw.has_payload:
             payload = f"coalesce({quote(PAYLOAD)}, {payload})"
-        where = "TRUE" if verdict == "fail" else self.error_any
+        if verdict == "fail":
+            self._flag_rows("TRUE")  # a failing stream batch is quarantined whole
         rows = self.con.execute(
-            f"SELECT {self.position}, {reasons}, {payload} FROM checked "
-            f"WHERE {where} ORDER BY rowid"
+            f"SELECT {self.position}, {reasons}, {payload} FROM flagged ORDER BY _dl_rid"
         ).fetchall()
         rejected = "batch rejected: " + "; ".join(
             c.detail or c.check for c in results if c.failed and c.severity == "error"
@@ -404,19 +450,38 @@ class _Validation:
         ]
 
     def _payload_value(self, name: str) -> str:
-        """A column as it goes into a quarantined row's JSON payload; decimals (CSV integers
-        are read as DECIMAL) as exact JSON numbers, without the scale's trailing zeros."""
+        """A column as it goes into a quarantined row's JSON payload. Numbers stay exact JSON
+        numbers: decimals without their scale's trailing zeros, and a CSV integer column's text
+        (see loading.CSV_INTEGER) as the number it spells, or as text when it spells none."""
         column = quote(name)
-        if not self.raw.types.get(name, "").startswith("DECIMAL"):
+        source_type = self.raw.types.get(name, "")
+        if source_type.startswith("DECIMAL"):
+            return (
+                f"CASE WHEN {column} = trunc({column}) THEN to_json(CAST({column} AS HUGEINT)) "
+                f"ELSE to_json(CAST({column} AS DOUBLE)) END"
+            )
+        spec = self.declared.get(name)
+        csv = self.batch.file is not None and self.batch.file.format == "csv"
+        if not (csv and source_type == "VARCHAR" and spec is not None and spec.type == "integer"):
             return column
+        number = f"TRY_CAST({column} AS DOUBLE)"
         return (
-            f"CASE WHEN {column} = trunc({column}) THEN to_json(CAST({column} AS HUGEINT)) "
-            f"ELSE to_json(CAST({column} AS DOUBLE)) END"
+            f"CASE WHEN {self.typed[name]} IS NOT NULL THEN to_json({self.typed[name]}) "
+            f"WHEN isfinite({number}) THEN to_json({number}) ELSE to_json({column}) END"
         )
 
+    def _example_value(self, name: str) -> str:
+        """A failing value as the report shows it: as written for text columns."""
+        if self.raw.types.get(name) == "VARCHAR":
+            return quote(name)
+        return self._payload_value(name)
+
     def _write_stored(self, workdir: Path) -> Path:
-        keep = f"NOT ({self.error_any})" + "".join(f" AND NOT s{i}" for i in range(len(self.skips)))
-        select = ", ".join(f"{self.typed[n]} AS {quote(n)}" for n in self.present)
+        keep = "NOT _dl_bad" + "".join(f" AND NOT _dl_s{i}" for i in range(len(self.skips)))
+        select = ", ".join(
+            f"{quote(n) if self.typed[n] == quote(n) else f'_dl_t{j}'} AS {quote(n)}"
+            for j, n in enumerate(self.present)
+        )
         path = workdir / f"batch-{time.time_ns()}.parquet"
         self.con.execute(
             f"COPY (SELECT {select} FROM checked WHERE {keep}) "

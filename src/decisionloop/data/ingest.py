@@ -159,7 +159,10 @@ def ingest_batch(
     """
     previous = latest_snapshot(platform, dataset)
     reference = _reference(platform, previous, columns, contract, mode)
-    workdir = Path(tempfile.mkdtemp(prefix="decisionloop-ingest-"))
+    # beside the state, so the stored file can be moved into a local artifact store
+    scratch = platform.settings.state_dir / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="ingest-", dir=scratch))
     try:
         outcome = validate_batch(batch, columns, contract, reference, workdir)
         report = outcome.report

@@ -44,16 +44,15 @@ def load(
     assert batch.file is not None
     path = sql_text(batch.file.local_path)
     if batch.file.format == "csv":
-        # ignore_errors: a malformed line must not make the sniffer give up on the delimiter
-        # (it would read the header as one column); such lines are rejects of the read below
-        header = f"read_csv({path}, header=true, all_varchar=true, ignore_errors=true)"
-        names = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {header}").fetchall()]
-        types = ", ".join(f"{sql_text(n)}: {sql_text(_duckdb_type(columns.get(n)))}" for n in names)
+        names, dialect = _sniff(con, path)
+        declared = {n: _duckdb_type(columns.get(n)) for n in names}
+        types = ", ".join(f"{sql_text(n)}: {sql_text(t)}" for n, t in declared.items())
         con.execute(
-            f"CREATE TEMP VIEW raw AS SELECT * FROM read_csv({path}, header=true, "
-            f"types={{{types}}}, store_rejects=true)"
+            f"CREATE TEMP VIEW raw AS SELECT * FROM read_csv({path}, {dialect}, header=true, "
+            f"auto_detect=false, columns={{{types}}}, store_rejects=true)"
         )
-        return RawRelation(names, _types(con), False, [], False, False)
+        # the reader's types are the declared ones (no second sniff of the file to ask)
+        return RawRelation(names, declared, False, [], False, False)
     reader = (
         f"read_parquet({path}, hive_partitioning=false)"
         if batch.file.format == "parquet"
@@ -64,9 +63,31 @@ def load(
     return RawRelation(names, _types(con), False, [], False, False)
 
 
-#: CSV integers are parsed as exact decimals: DuckDB's reader casts "4.5" to BIGINT as 5, so
-#: the integer check (value = trunc(value), see checks.typed_expression) needs the exact value
-CSV_INTEGER = "DECIMAL(38,18)"
+def _sniff(con: duckdb.DuckDBPyConnection, path: str) -> tuple[list[str], str]:
+    """A CSV file's column names and its dialect as read_csv options, sniffed once (each
+    query over an auto-detecting reader would sniff the file again).
+
+    ignore_errors: a malformed line must not make the sniffer give up on the delimiter (it
+    would read the header as one column); such lines are rejects of the read itself."""
+    row = con.execute(
+        "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, Columns "
+        f"FROM sniff_csv({path}, header=true, all_varchar=true, ignore_errors=true)"
+    ).fetchone()
+    assert row is not None
+    options = dict(zip(("delim", "quote", "escape", "new_line", "comment"), row[:5], strict=True))
+    dialect = [
+        f"{option}={sql_text('' if value == '(empty)' else str(value))}"
+        for option, value in options.items()
+        if not (option == "new_line" and value == "(empty)")
+    ]
+    dialect.append(f"skip={int(row[5])}")
+    return [str(column["name"]) for column in row[6]], ", ".join(dialect)
+
+
+#: CSV integers are read as text: DuckDB's reader would round "4.5" to 5 in a BIGINT column, and
+#: an exact DECIMAL(38,18) costs more than text; checks.typed_expression converts the text
+#: exactly (a fractional or out-of-range value fails the column's type check)
+CSV_INTEGER = "VARCHAR"
 
 
 def _duckdb_type(spec: ColumnSpec | None) -> str:

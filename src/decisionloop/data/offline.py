@@ -24,7 +24,8 @@ def batch_key(dataset: str) -> str:
 
 
 def store_batch_file(store: ArtifactStore, dataset: str, path: Path) -> ArtifactInfo:
-    return store.put_file(path, key=batch_key(dataset))
+    """Hand a validated batch file over to the store (moved into place where it can be)."""
+    return store.put_file(path, key=batch_key(dataset), move=True)
 
 
 def snapshot_hash(batches: list[dict[str, Any]]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -70,14 +71,32 @@ class LocalArtifactStore:
             self._write_atomic(target, data)
         return ArtifactInfo(key=key, sha256=digest, size=len(data))
 
-    def put_file(self, path: Path, key: str | None = None) -> ArtifactInfo:
+    def put_file(self, path: Path, key: str | None = None, *, move: bool = False) -> ArtifactInfo:
         digest, size = sha256_file(path)
         content_addressed = key is None
         key = validate_key(key) if key is not None else content_key(digest)
         target = self._path(key)
-        if not (content_addressed and target.exists()):
+        if content_addressed and target.exists():
+            return ArtifactInfo(key=key, sha256=digest, size=size)
+        if not (move and self._move_atomic(path, target)):
             self._write_atomic(target, path)
         return ArtifactInfo(key=key, sha256=digest, size=size)
+
+    def _move_atomic(self, path: Path, target: Path) -> bool:
+        """Rename ``path`` into place, durably; False when it is on another file system."""
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return False
+            raise Unavailable(
+                f"cannot write to {self.root}: {exc}", hint="check the folder's permissions"
+            ) from exc
+        _fsync_dir(target.parent)
+        return True
 
     def get(self, key: str, sha256: str | None = None) -> bytes:
         try:

@@ -200,7 +200,8 @@ class S3ArtifactStore:
                 )
         return ArtifactInfo(key=key, sha256=digest, size=len(data))
 
-    def put_file(self, path: Path, key: str | None = None) -> ArtifactInfo:
+    def put_file(self, path: Path, key: str | None = None, *, move: bool = False) -> ArtifactInfo:
+        # ``move`` changes nothing here: the file is uploaded, and the caller removes it
         digest, size = sha256_file(path)
         content_addressed = key is None
         key = validate_key(key) if key is not None else content_key(digest)

@@ -47,6 +47,7 @@ from decisionloop.testing.artifact_conformance.round_trips import (
     check_implements_protocol,
     check_overwrite_is_atomic,
     check_put_file_large,
+    check_put_file_move,
     check_put_get_round_trip,
     check_put_with_explicit_key,
 )
@@ -62,6 +63,7 @@ ARTIFACT_STORE_CHECKS: list[ArtifactStoreCheck] = [
     check_content_addressed_put_is_idempotent,
     check_put_with_explicit_key,
     check_put_file_large,
+    check_put_file_move,
     check_get_with_wrong_sha256_raises,
     check_missing_key_raises_not_found,
     check_prefix_of_a_key_is_not_an_artifact,
@@ -114,6 +116,7 @@ __all__ = [
     "check_overwrite_is_atomic",
     "check_prefix_of_a_key_is_not_an_artifact",
     "check_put_file_large",
+    "check_put_file_move",
     "check_put_get_round_trip",
     "check_put_with_explicit_key",
     "check_unsafe_keys_are_invalid",

@@ -85,6 +85,24 @@ def check_put_file_large(store: ArtifactStore) -> None:
     _expect_equal(store.get(keyed.key, sha256=keyed.sha256), data, "get(key)")
 
 
+def check_put_file_move(store: ArtifactStore) -> None:
+    """``put_file(..., move=True)`` stores the same bytes as a copy would, under a key and
+    content-addressed; whatever becomes of the source file, the artifact reads back intact."""
+    ns = _namespace()
+    data = _random_blob(_BIG)
+    with tempfile.TemporaryDirectory(prefix="dl-conformance-") as folder:
+        path = Path(folder) / "batch.parquet"
+        path.write_bytes(data)
+        keyed = store.put_file(path, key=f"{ns}/moved/batch.parquet", move=True)
+        _expect_info(keyed, f"{ns}/moved/batch.parquet", data, "put_file(path, key, move=True)")
+        path.write_bytes(data)
+        addressed = store.put_file(path, move=True)
+        _expect_info(addressed, _content_key(data), data, "put_file(path, move=True)")
+    _expect_equal(store.get(keyed.key, sha256=keyed.sha256), data, "get(moved key)")
+    _expect_equal(store.get(addressed.key, sha256=addressed.sha256), data, "get(moved content)")
+    _expect_equal(store.list(f"{ns}/"), [keyed.key], "list(namespace) after a moved put")
+
+
 def check_get_with_wrong_sha256_raises(store: ArtifactStore) -> None:
     """``get(key, sha256)`` with a sha256 that does not match raises :class:`IntegrityError`."""
     ns = _namespace()
