@@ -316,6 +316,30 @@ def test_rows_failing_the_contract_are_quarantined_and_replayed_after_loosening_
     balanced(platform)
 
 
+def test_a_csv_line_that_did_not_parse_is_replayed_after_fixing_the_contract(
+    tmp_path: Path, make_project: MakeProject, platforms: list[Platform]
+) -> None:
+    rows = [(i, float(i), "retail") for i in range(1, 20)] + [(20, "n/a", "retail")]
+    source = settled(tmp_path / "orders.csv", csv_rows(rows))
+    folder = orders_project(make_project, source)
+    platform = open_platform(folder, platforms)
+    (result,) = platform.data.ingest()
+    assert result.report.rows_quarantined == 1
+    (entry,) = platform.metadata.ingestion.list_quarantine("orders")
+    assert entry.position == "orders.csv:line 21"
+    assert entry.reasons[0].startswith("amount: type (")
+    assert json.loads(entry.payload)["_line"] == "20,n/a,retail"
+
+    # the amount may be text after all: the line's fields pass and join the data set
+    edit_project(folder, lambda d: d["data"]["columns"]["amount"].update(type="string"))
+    platform = open_platform(folder, platforms)
+    (replayed,) = platform.data.replay()
+    assert (replayed.report.verdict, replayed.report.rows_stored) == ("pass", 1)
+    assert rows_of(platform)[-1] == {"id": 20, "amount": "n/a", "kind": "retail"}
+    assert platform.metadata.ingestion.list_quarantine("orders") == []
+    balanced(platform)
+
+
 def test_a_rejected_file_is_quarantined_whole_and_stored_after_fixing_the_contract(
     tmp_path: Path, make_project: MakeProject, platforms: list[Platform]
 ) -> None:

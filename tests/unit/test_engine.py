@@ -178,8 +178,15 @@ def test_csv_values_that_do_not_parse_quarantine_their_line(tmp_path: Path) -> N
     assert outcome.report.rows_quarantined == 3
     by_position = {q.position: q for q in outcome.quarantined}
     assert sorted(by_position) == ["data.csv:line 3", "data.csv:line 4", "data.csv:line 5"]
-    assert by_position["data.csv:line 3"].payload == "2,abc,yes,b"
-    assert by_position["data.csv:line 4"].payload == "3,2,maybe,c"
+    # a line that did not parse is kept as its fields (text) plus the line as read
+    assert json.loads(by_position["data.csv:line 3"].payload) == {
+        "id": "2",
+        "x": "abc",
+        "b": "yes",
+        "s": "b",
+        "_line": "2,abc,yes,b",
+    }
+    assert json.loads(by_position["data.csv:line 4"].payload)["_line"] == "3,2,maybe,c"
     # integer columns are read as text and converted exactly by the type check, so the row
     # is quarantined as a JSON row like any other check failure
     assert json.loads(by_position["data.csv:line 5"].payload)["id"] == "four"
@@ -950,3 +957,45 @@ def test_csv_line_numbers_count_rejected_lines(tmp_path: Path) -> None:
         "data.csv:line 7",
     }
     assert entries(outcome)["data.csv:line 7"] == ["x: min"]
+
+
+def test_csv_lines_of_the_wrong_shape_are_kept_as_read(tmp_path: Path) -> None:
+    columns = {"id": C(type="integer"), "x": C(type="number")}
+    outcome = validate(csv_file(tmp_path, "id,x\n1,2\n2,3,9\n3,4\n"), columns, tmp_path, LENIENT)
+    (entry,) = outcome.quarantined
+    assert entry.position == "data.csv:line 3"
+    assert entry.payload == "2,3,9"
+
+
+def test_quoted_csv_fields_keep_their_fields_in_the_payload(tmp_path: Path) -> None:
+    columns = {"id": C(type="integer"), "x": C(type="number"), "s": C(type="string")}
+    text = 'id,x,s\n1,2,"a, b"\n2,oops,"say ""hi"""\n'
+    outcome = validate(csv_file(tmp_path, text), columns, tmp_path, LENIENT)
+    (entry,) = outcome.quarantined
+    assert json.loads(entry.payload) == {
+        "id": "2",
+        "x": "oops",
+        "s": 'say "hi"',
+        "_line": '2,oops,"say ""hi"""',
+    }
+
+
+def test_records_spanning_lines_are_positioned_by_record_number(tmp_path: Path) -> None:
+    """A quoted field holding line breaks makes line numbers differ from record numbers:
+    positions then name the record (1 = the first after the header), which stays exact."""
+    columns = {"id": C(type="integer"), "x": C(type="number", min=0), "s": C(type="string")}
+    text = 'id,x,s\n1,2,"a\nb"\n2,oops,c\n3,4,"d\ne\nf"\n4,-1,g\n5,6,h\n'
+    outcome = validate(csv_file(tmp_path, text), columns, tmp_path, LENIENT)
+    assert entries(outcome) == {
+        "data.csv:record 2": [entries(outcome)["data.csv:record 2"][0]],
+        "data.csv:record 4": ["x: min"],
+    }
+    assert entries(outcome)["data.csv:record 2"][0].startswith("x: type (")
+    assert [r["id"] for r in stored(outcome)] == [1, 3, 5]
+
+
+def test_records_on_one_line_each_keep_line_positions_even_with_quotes(tmp_path: Path) -> None:
+    columns = {"id": C(type="integer"), "x": C(type="number", min=0), "s": C(type="string")}
+    text = 'id,x,s\n1,2,"a"\n2,oops,"c"\n3,-1,"d"\n'
+    outcome = validate(csv_file(tmp_path, text), columns, tmp_path, LENIENT)
+    assert set(entries(outcome)) == {"data.csv:line 3", "data.csv:line 4"}

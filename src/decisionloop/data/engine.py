@@ -247,7 +247,7 @@ class _Validation:
         )
         self.parse_failures: list[CheckResult] = []
         if self.batch.file is not None and self.batch.file.format == "csv":
-            self.raw = replace(raw, broken=rejected_lines(self.con, self.batch.file.display))
+            self.raw = replace(raw, broken=rejected_lines(self.con, self.batch.file.display, raw))
             self.parse_failures = parse_failures(self.con, self.declared)
         for i, check in enumerate(self.checks):
             if check.partition:
@@ -308,6 +308,21 @@ class _Validation:
                 line += 1
             positions.append(f"{display}:line {line}")
         return positions
+
+    def _records_span_lines(self, rows_in: int) -> bool:
+        """Whether the CSV file has more lines than records (quoted fields holding line
+        breaks, blank or comment lines): its ``line N`` positions, which count records as
+        DuckDB's reader does, would then not match an editor's line numbers."""
+        dialect = self.raw.csv
+        if self.batch.file is None or dialect is None or not dialect.quote:
+            return False  # without quoting, a record cannot span lines
+        lines, last = 0, b"\n"
+        with open(self.batch.file.local_path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        lines += last != b"\n"
+        return lines > 1 + dialect.skip + rows_in
 
     def run(self, workdir: Path) -> Outcome:
         raw = self.raw
@@ -372,6 +387,8 @@ class _Validation:
             )
 
         quarantined = [*raw.broken, *self._quarantined_rows(verdict, results)]
+        if quarantined and self._records_span_lines(rows_in):
+            quarantined = [_as_record(q) for q in quarantined]
         if verdict == "fail":
             report = self._report(verdict, rows_in, 0, rows_in, {}, results)
             return Outcome(report, quarantined, None, {})
@@ -521,3 +538,11 @@ class _Validation:
             CheckResult("freshness", rule.column, rule.severity, failed, [str(value)], detail)
         )
         return results
+
+
+def _as_record(entry: NewQuarantine) -> NewQuarantine:
+    """``file:line N`` (records counted from the header, line 1) as ``file:record N-1``."""
+    where, _, number = entry.position.rpartition(":line ")
+    if not where or not number.isdigit():
+        return entry
+    return replace(entry, position=f"{where}:record {int(number) - 1}")

@@ -3,6 +3,9 @@ straight into the declared types, lines that do not parse kept as rejects with t
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +24,51 @@ RESERVED = {POSITION, ERROR, PAYLOAD, "_rowid"}
 
 
 @dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written, as DuckDB's sniffer saw it ('' for none)."""
+
+    delimiter: str
+    quote: str
+    escape: str
+    new_line: str
+    comment: str
+    skip: int
+
+    def options(self) -> str:
+        """The dialect as read_csv options."""
+        options = [
+            f"delim={sql_text(self.delimiter)}",
+            f"quote={sql_text(self.quote)}",
+            f"escape={sql_text(self.escape)}",
+            f"comment={sql_text(self.comment)}",
+            f"skip={self.skip}",
+        ]
+        if self.new_line:
+            options.append(f"new_line={sql_text(self.new_line)}")
+        return ", ".join(options)
+
+    def fields(self, line: str) -> list[str] | None:
+        """A record's fields as this dialect splits them; None when it does not parse."""
+        quoted = bool(self.quote)
+        escape = self.escape if self.escape and self.escape != self.quote else None
+        try:
+            rows = list(
+                csv.reader(
+                    io.StringIO(line, newline=""),
+                    delimiter=self.delimiter or ",",
+                    quotechar=self.quote if quoted else None,
+                    quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
+                    escapechar=escape,
+                    doublequote=self.escape in ("", self.quote),
+                    strict=True,
+                )
+            )
+        except (csv.Error, TypeError, ValueError):
+            return None
+        return rows[0] if len(rows) == 1 else None
+
+
+@dataclass(frozen=True)
 class RawRelation:
     #: source column names and their DuckDB types
     names: list[str]
@@ -29,6 +77,8 @@ class RawRelation:
     broken: list[NewQuarantine]
     has_error: bool
     has_payload: bool
+    #: the dialect of a CSV file
+    csv: CsvDialect | None = None
 
 
 def load(
@@ -48,11 +98,11 @@ def load(
         declared = {n: _duckdb_type(columns.get(n)) for n in names}
         types = ", ".join(f"{sql_text(n)}: {sql_text(t)}" for n, t in declared.items())
         con.execute(
-            f"CREATE TEMP VIEW raw AS SELECT * FROM read_csv({path}, {dialect}, header=true, "
-            f"auto_detect=false, columns={{{types}}}, store_rejects=true)"
+            f"CREATE TEMP VIEW raw AS SELECT * FROM read_csv({path}, {dialect.options()}, "
+            f"header=true, auto_detect=false, columns={{{types}}}, store_rejects=true)"
         )
         # the reader's types are the declared ones (no second sniff of the file to ask)
-        return RawRelation(names, declared, False, [], False, False)
+        return RawRelation(names, declared, False, [], False, False, dialect)
     reader = (
         f"read_parquet({path}, hive_partitioning=false)"
         if batch.file.format == "parquet"
@@ -63,9 +113,9 @@ def load(
     return RawRelation(names, _types(con), False, [], False, False)
 
 
-def _sniff(con: duckdb.DuckDBPyConnection, path: str) -> tuple[list[str], str]:
-    """A CSV file's column names and its dialect as read_csv options, sniffed once (each
-    query over an auto-detecting reader would sniff the file again).
+def _sniff(con: duckdb.DuckDBPyConnection, path: str) -> tuple[list[str], CsvDialect]:
+    """A CSV file's column names and its dialect, sniffed once (each query over an
+    auto-detecting reader would sniff the file again).
 
     ignore_errors: a malformed line must not make the sniffer give up on the delimiter (it
     would read the header as one column); such lines are rejects of the read itself."""
@@ -74,14 +124,11 @@ def _sniff(con: duckdb.DuckDBPyConnection, path: str) -> tuple[list[str], str]:
         f"FROM sniff_csv({path}, header=true, all_varchar=true, ignore_errors=true)"
     ).fetchone()
     assert row is not None
-    options = dict(zip(("delim", "quote", "escape", "new_line", "comment"), row[:5], strict=True))
-    dialect = [
-        f"{option}={sql_text('' if value == '(empty)' else str(value))}"
-        for option, value in options.items()
-        if not (option == "new_line" and value == "(empty)")
-    ]
-    dialect.append(f"skip={int(row[5])}")
-    return [str(column["name"]) for column in row[6]], ", ".join(dialect)
+    delimiter, quote, escape, new_line, comment = (
+        "" if value == "(empty)" else str(value) for value in row[:5]
+    )
+    dialect = CsvDialect(delimiter, quote, escape, new_line, comment, skip=int(row[5]))
+    return [str(column["name"]) for column in row[6]], dialect
 
 
 #: CSV integers are read as text: DuckDB's reader would round "4.5" to 5 in a BIGINT column, and
@@ -121,9 +168,15 @@ def file_columns(ref: FileRef) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def rejected_lines(con: duckdb.DuckDBPyConnection, display: str) -> list[NewQuarantine]:
+def rejected_lines(
+    con: duckdb.DuckDBPyConnection, display: str, raw: RawRelation
+) -> list[NewQuarantine]:
     """CSV lines that did not parse (wrong shape, or a value not of its column's type), one
-    entry per line with every problem DuckDB saw."""
+    entry per line with every problem DuckDB saw.
+
+    A line with the header's number of fields is kept as a JSON object of its fields as text
+    plus ``_line``, the line as read, so a replay can validate it again like any row; a line of
+    the wrong shape is kept as read."""
     rows = con.execute(
         "SELECT line, list(DISTINCT CASE WHEN error_type = 'CAST' THEN column_name || ': type ('"
         " || error_message || ')' ELSE 'malformed line: ' || lower(CAST(error_type AS VARCHAR))"
@@ -135,10 +188,17 @@ def rejected_lines(con: duckdb.DuckDBPyConnection, display: str) -> list[NewQuar
             kind="row",
             position=f"{display}:line {line}",
             reasons=sorted(problems),
-            payload=str(csv_line)[:MAX_PAYLOAD],
+            payload=_line_payload(str(csv_line), raw)[:MAX_PAYLOAD],
         )
         for line, problems, csv_line in rows
     ]
+
+
+def _line_payload(line: str, raw: RawRelation) -> str:
+    fields = raw.csv.fields(line) if raw.csv is not None else None
+    if fields is None or len(fields) != len(raw.names):
+        return line
+    return json.dumps({**dict(zip(raw.names, fields, strict=True)), "_line": line})
 
 
 def parse_failures(
