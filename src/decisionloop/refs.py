@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
+from decisionloop.backends.metadata.records import MetricFilter
 from decisionloop.errors import Invalid
 
 _REF = re.compile(
@@ -46,3 +48,43 @@ class ModelRef:
         if self.version is not None:
             return f"{self.name}/{self.version}"
         return f"{self.name}@{self.alias}" if self.alias else self.name
+
+
+_METRIC_FILTER = re.compile(
+    r"^\s*(?P<key>[A-Za-z_][A-Za-z0-9_.:/-]*)\s*(?P<op>>=|<=|>|<|==|=)\s*(?P<value>\S+)\s*$"
+)
+_OPERATORS: dict[str, Literal[">", ">=", "<", "<=", "="]] = {
+    ">": ">",
+    ">=": ">=",
+    "<": "<",
+    "<=": "<=",
+    "=": "=",
+    "==": "=",
+}
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    """``key=value`` as ``(key, value)``; the value may contain ``=``, the key may not be empty."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise Invalid(f"not a tag: {text!r}", hint="write KEY=VALUE, e.g. team=growth")
+    return key.strip(), value
+
+
+def parse_metric_filter(text: str) -> MetricFilter:
+    """``auc>=0.8`` (also ``>``, ``<``, ``<=``, ``=``) as a :class:`MetricFilter`."""
+    match = _METRIC_FILTER.match(text)
+    value = _float(match.group("value")) if match else None
+    if match is None or value is None:
+        raise Invalid(
+            f"not a metric filter: {text!r}",
+            hint="write METRIC OP NUMBER with OP one of > >= < <= =, e.g. 'test_auc>=0.8'",
+        )
+    return MetricFilter(match.group("key"), _OPERATORS[match.group("op")], value)
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None

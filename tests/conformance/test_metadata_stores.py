@@ -137,3 +137,119 @@ def test_references_to_missing_records_are_typed_errors(store: SqlMetadataStore)
         NewModelVersion("m", "k", "a" * 64, {}, {"big": 1e20}, {}, True, {}), actor="t"
     )
     assert isinstance(store.models.get_version("m", ok.version).metrics["big"], float)
+
+
+# -- the 0003 -> 0004 migration keeps data and backfills history and search ---------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url
+
+
+def test_migration_from_0003_keeps_registry_and_runs(empty_url: str) -> None:
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from decisionloop.backends.metadata.records import MetricFilter, NewModelVersion, VersionQuery
+    from decisionloop.backends.metadata.sql import HEAD_REVISION, MIGRATIONS
+
+    old = SqlMetadataStore(empty_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+    assert old.current_revision() == "0003"
+    set_at = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+    with old.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, model_name, status, params, metrics, tags, started_at,"
+                " ended_at) VALUES ('r1', 'churn', 'finished', :params, :metrics, '{}', :at, :at)"
+            ),
+            {"params": '{"eta": 0.1}', "metrics": '{"auc": 0.84}', "at": set_at},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO registered_models (name, description, created_at)"
+                " VALUES ('churn', 'old', :at)"
+            ),
+            {"at": set_at},
+        )
+        for version, auc in ((1, 0.71), (2, 0.84)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO model_versions (model_name, version, run_id, artifact_key,"
+                    " artifact_sha256, signature, metrics, params, gate_passed, gate_report,"
+                    " created_at) VALUES ('churn', :v, 'r1', 'k', :sha, '{}', :metrics, '{}',"
+                    " true, '{}', :at)"
+                ),
+                {"v": version, "sha": "a" * 64, "metrics": f'{{"auc": {auc}}}', "at": set_at},
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO model_aliases (model_name, alias, version, updated_at)"
+                " VALUES ('churn', 'champion', 2, :at)"
+            ),
+            {"at": set_at},
+        )
+    old.close()
+
+    store = SqlMetadataStore(empty_url)
+    store.migrate()
+    try:
+        assert store.current_revision() == HEAD_REVISION == "0004"
+        run = store.runs.get("r1")
+        assert (run.params, run.metrics, run.parent_run_id, run.environment) == (
+            {"eta": 0.1},
+            {"auc": 0.84},
+            None,
+            None,
+        )
+        version = store.models.get_version("churn", 2)
+        assert (version.status, version.description, version.tags) == ("candidate", "", {})
+        assert version.aliases == ("champion",)
+        # the alias set before 0004 has a history row at its updated_at
+        history = store.lifecycle.alias_history("churn", "champion")
+        assert [(e.version, e.actor, e.at) for e in history] == [(2, "migration:0004", set_at)]
+        assert (
+            store.lifecycle.alias_at("churn", "champion", datetime(2025, 1, 1, tzinfo=UTC)) is None
+        )
+        assert store.lifecycle.alias_at("churn", "champion", datetime(2025, 7, 1, tzinfo=UTC)) == 2
+        # old versions' metrics are searchable
+        found = store.catalog.search_versions(
+            VersionQuery(name="churn", metrics=(MetricFilter("auc", ">=", 0.8),))
+        )
+        assert [v.version for v in found] == [2]
+        # and the new tables take writes next to the old rows
+        trial = store.runs.start(
+            "churn",
+            params={},
+            tags={},
+            snapshot_id=None,
+            code_version=None,
+            actor="t",
+            parent_run_id="r1",
+        )
+        store.runs.log_metrics(trial.id, {"auc": 0.9}, step=1, actor="t")
+        assert store.runs.get(trial.id).metrics == {"auc": 0.9}
+        assert [r.parent_run_id for r in store.runs.list("churn", parent_run_id="r1")] == ["r1"]
+        new = store.models.register(
+            NewModelVersion("churn", "k3", "b" * 64, {}, {"auc": 0.9}, {}, True, {}), actor="t"
+        )
+        assert new.version == 3
+        store.lifecycle.set_status("churn", 3, "staging", actor="t")
+        store.models.set_alias("churn", "champion", 3, actor="t", reason="after migration")
+        assert [e.previous_version for e in store.lifecycle.alias_history("churn", "champion")] == [
+            None,
+            2,
+        ]
+    finally:
+        store.close()

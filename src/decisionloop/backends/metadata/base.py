@@ -7,12 +7,16 @@ are never separated, even by a crash.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from decisionloop.backends.metadata.records import (
+    AliasEvent,
     AuditEvent,
     Batch,
     Deployment,
+    JsonDict,
+    MetricPoint,
     ModelVersion,
     NewBatch,
     NewModelVersion,
@@ -21,8 +25,12 @@ from decisionloop.backends.metadata.records import (
     Quarantined,
     RegisteredModel,
     Run,
+    RunComparison,
     RunStatus,
     Snapshot,
+    StatusChange,
+    VersionQuery,
+    VersionStatus,
 )
 
 
@@ -47,6 +55,9 @@ class DatasetRepository(Protocol):
 
 
 class RunRepository(Protocol):
+    """Experiment tracking: a run's inputs (params, data snapshot, feature versions, code and
+    environment), its metrics per step, tags, status and timing; trials point at a parent run."""
+
     def start(
         self,
         model_name: str,
@@ -56,6 +67,9 @@ class RunRepository(Protocol):
         snapshot_id: str | None,
         code_version: str | None,
         actor: str,
+        parent_run_id: str | None = None,
+        environment: JsonDict | None = None,
+        feature_versions: JsonDict | None = None,
     ) -> Run: ...
 
     def finish(
@@ -66,11 +80,39 @@ class RunRepository(Protocol):
         metrics: dict[str, float],
         error: str | None = None,
         actor: str,
-    ) -> Run: ...
+    ) -> Run:
+        """End a running run (once); ``metrics`` are merged over the logged ones."""
+        ...
 
     def get(self, run_id: str) -> Run: ...
 
-    def list(self, model_name: str | None = None, limit: int = 100) -> list[Run]: ...
+    def log_params(self, run_id: str, params: Mapping[str, Any], *, actor: str) -> Run: ...
+
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float] | Sequence[MetricPoint],
+        *,
+        step: int = 0,
+        actor: str,
+    ) -> None:
+        """Record values per step in one write; a (key, step) logged again is replaced."""
+        ...
+
+    def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]: ...
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str], *, actor: str) -> Run: ...
+
+    def compare(self, run_ids: Sequence[str]) -> RunComparison: ...
+
+    def list(
+        self,
+        model_name: str | None = None,
+        limit: int = 100,
+        *,
+        status: RunStatus | None = None,
+        parent_run_id: str | None = None,
+    ) -> list[Run]: ...
 
 
 class ModelRepository(Protocol):
@@ -86,11 +128,66 @@ class ModelRepository(Protocol):
 
     def list_versions(self, name: str) -> list[ModelVersion]: ...
 
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> None:
-        """Point ``alias`` at ``version``; refuses ``champion`` for a version that failed gates."""
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
+    ) -> None:
+        """Point ``alias`` at ``version`` (kept in the alias history); refuses ``champion`` for
+        a version that failed gates."""
         ...
 
-    def delete_alias(self, name: str, alias: str, *, actor: str) -> None: ...
+    def delete_alias(
+        self, name: str, alias: str, *, actor: str, reason: str | None = None
+    ) -> None: ...
+
+
+class LifecycleRepository(Protocol):
+    """Where versions stand and stood: lifecycle status and alias history."""
+
+    def set_status(
+        self,
+        name: str,
+        version: int,
+        status: VersionStatus,
+        *,
+        actor: str,
+        reason: str | None = None,
+    ) -> StatusChange:
+        """Move along ``lifecycle.TRANSITIONS``; any other move raises Conflict."""
+        ...
+
+    def status_history(self, name: str, version: int) -> list[StatusChange]: ...
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]: ...
+
+    def alias_at(self, name: str, alias: str, when: datetime) -> int | None:
+        """The version ``name@alias`` pointed at at ``when`` (None: unset or deleted then)."""
+        ...
+
+
+class CatalogRepository(Protocol):
+    """Descriptions and tags of models (``version=None``) and versions, and search."""
+
+    def set_description(
+        self, name: str, text: str, *, version: int | None = None, actor: str
+    ) -> None: ...
+
+    def set_tag(
+        self, name: str, key: str, value: str, *, version: int | None = None, actor: str
+    ) -> None: ...
+
+    def delete_tag(
+        self, name: str, key: str, *, version: int | None = None, actor: str
+    ) -> None: ...
+
+    def search_versions(self, query: VersionQuery) -> list[ModelVersion]: ...
+
+    def search_models(
+        self,
+        *,
+        prefix: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        limit: int = 100,
+    ) -> list[RegisteredModel]: ...
 
 
 class DeploymentRepository(Protocol):
@@ -175,6 +272,12 @@ class MetadataStore(Protocol):
 
     @property
     def models(self) -> ModelRepository: ...
+
+    @property
+    def lifecycle(self) -> LifecycleRepository: ...
+
+    @property
+    def catalog(self) -> CatalogRepository: ...
 
     @property
     def deployments(self) -> DeploymentRepository: ...

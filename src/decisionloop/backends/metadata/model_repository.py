@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,6 +59,13 @@ class SqlModels(_Repo):
                 "created_at": now(),
             }
             conn.execute(t.model_versions.insert().values(**values))
+            metric_rows = [
+                {"model_name": new.model_name, "version": values["version"], "key": k, "value": v}
+                for k, v in _floats(new.metrics).items()
+                if math.isfinite(v)
+            ]
+            if metric_rows:
+                conn.execute(t.version_metrics.insert(), metric_rows)
             _audit(
                 conn,
                 actor=actor,
@@ -65,7 +73,7 @@ class SqlModels(_Repo):
                 resource=f"model:{new.model_name}/{values['version']}",
                 details={"sha256": new.artifact_sha256, "gate_passed": new.gate_passed},
             )
-        return _version(values, ())
+        return _version({**values, "status": "candidate", "description": ""}, ())
 
     def _aliases_of(self, conn: Connection, name: str) -> dict[str, int]:
         rows = conn.execute(
@@ -90,7 +98,12 @@ class SqlModels(_Repo):
                     hint="see `decisionloop models show NAME` for its versions",
                 )
             aliases = self._aliases_of(conn, name)
-        return _version(row, tuple(sorted(a for a, v in aliases.items() if v == version)))
+            tags = version_tags(conn, name, [version])
+        return _version(
+            row,
+            tuple(sorted(a for a, v in aliases.items() if v == version)),
+            tags.get(version, {}),
+        )
 
     def get_by_alias(self, name: str, alias: str) -> ModelVersion:
         with self.store.read() as conn:
@@ -118,16 +131,7 @@ class SqlModels(_Repo):
             rows = conn.execute(
                 sa.select(t.registered_models).order_by(t.registered_models.c.name)
             ).mappings()
-            return [
-                RegisteredModel(
-                    name=row["name"],
-                    description=row["description"],
-                    created_at=_utc(row["created_at"]) or now(),
-                    latest_version=latest.get(row["name"]),
-                    aliases=self._aliases_of(conn, row["name"]),
-                )
-                for row in rows.all()
-            ]
+            return [registered_model(conn, row, latest.get(row["name"])) for row in rows.all()]
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self.store.read() as conn:
@@ -149,12 +153,19 @@ class SqlModels(_Repo):
                         f"no model named {name!r}", hint="see `decisionloop models list`"
                     )
             aliases = self._aliases_of(conn, name)
+            tags = version_tags(conn, name, [row["version"] for row in rows])
         return [
-            _version(row, tuple(sorted(a for a, v in aliases.items() if v == row["version"])))
+            _version(
+                row,
+                tuple(sorted(a for a, v in aliases.items() if v == row["version"])),
+                tags.get(row["version"], {}),
+            )
             for row in rows
         ]
 
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str) -> None:
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
+    ) -> None:
         with self.store.write() as conn:
             _lock_model(conn, name)
             passed = conn.execute(
@@ -182,36 +193,109 @@ class SqlModels(_Repo):
                     model_name=name, alias=alias, version=version, updated_at=now()
                 )
             )
+            _record_alias_move(conn, name, alias, version, previous, actor=actor, reason=reason)
             _audit(
                 conn,
                 actor=actor,
                 action="alias.set",
                 resource=f"model:{name}@{alias}",
-                details={"version": version, "previous": previous},
+                details={"version": version, "previous": previous, "reason": reason},
             )
 
-    def delete_alias(self, name: str, alias: str, *, actor: str) -> None:
+    def delete_alias(self, name: str, alias: str, *, actor: str, reason: str | None = None) -> None:
         with self.store.write() as conn:
             _lock_model(conn, name)
-            deleted = conn.execute(
+            previous = conn.execute(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.model_name == name, t.aliases.c.alias == alias
+                )
+            ).scalar()
+            if previous is None:
+                return
+            conn.execute(
                 t.aliases.delete().where(t.aliases.c.model_name == name, t.aliases.c.alias == alias)
             )
-            if deleted.rowcount:
-                _audit(
-                    conn,
-                    actor=actor,
-                    action="alias.delete",
-                    resource=f"model:{name}@{alias}",
-                    details={},
-                )
+            _record_alias_move(conn, name, alias, None, previous, actor=actor, reason=reason)
+            _audit(
+                conn,
+                actor=actor,
+                action="alias.delete",
+                resource=f"model:{name}@{alias}",
+                details={"previous": previous, "reason": reason},
+            )
 
 
-def _version(row: RowMapping | dict[str, Any], aliases: tuple[str, ...]) -> ModelVersion:
+def _record_alias_move(
+    conn: Connection,
+    name: str,
+    alias: str,
+    version: int | None,
+    previous: int | None,
+    *,
+    actor: str,
+    reason: str | None,
+) -> None:
+    conn.execute(
+        t.alias_history.insert().values(
+            model_name=name,
+            alias=alias,
+            version=version,
+            previous_version=previous,
+            actor=actor,
+            at=now(),
+            reason=reason,
+        )
+    )
+
+
+def version_tags(conn: Connection, name: str, versions: list[int]) -> dict[int, dict[str, str]]:
+    """Tags of some versions of one model: version -> {key: value}."""
+    found: dict[int, dict[str, str]] = {}
+    if not versions:
+        return found
+    rows = conn.execute(
+        sa.select(t.version_tags).where(
+            t.version_tags.c.model_name == name, t.version_tags.c.version.in_(versions)
+        )
+    )
+    for row in rows:
+        found.setdefault(row.version, {})[row.key] = row.value
+    return found
+
+
+def registered_model(conn: Connection, row: RowMapping, latest: int | None) -> RegisteredModel:
+    """A registered_models row with its aliases and tags."""
+    aliases = conn.execute(
+        sa.select(t.aliases.c.alias, t.aliases.c.version).where(
+            t.aliases.c.model_name == row["name"]
+        )
+    )
+    tags = conn.execute(
+        sa.select(t.model_tags.c.key, t.model_tags.c.value).where(
+            t.model_tags.c.model_name == row["name"]
+        )
+    )
+    return RegisteredModel(
+        name=row["name"],
+        description=row["description"],
+        created_at=_utc(row["created_at"]) or now(),
+        latest_version=latest,
+        aliases={a.alias: a.version for a in aliases},
+        tags={tag.key: tag.value for tag in tags},
+    )
+
+
+def _version(
+    row: RowMapping | dict[str, Any],
+    aliases: tuple[str, ...],
+    tags: dict[str, str] | None = None,
+) -> ModelVersion:
     return ModelVersion(
         **{
             **row,
             "metrics": _floats(row["metrics"]),
             "created_at": _utc(row["created_at"]),
             "aliases": aliases,
+            "tags": tags or {},
         }
     )

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 RunStatus = Literal["running", "finished", "failed"]
+#: a model version's lifecycle stage; the allowed moves are in ``lifecycle.TRANSITIONS``
+VersionStatus = Literal["candidate", "staging", "production", "archived"]
 JsonDict = dict[str, Any]
 
 
@@ -114,6 +116,43 @@ class Run:
     error: str | None
     started_at: datetime
     ended_at: datetime | None
+    #: the tuning run this one is a trial of
+    parent_run_id: str | None = None
+    #: {"python": "3.12.1", "packages": {name: version}, "lock_hash": sha256} when recorded
+    environment: JsonDict | None = None
+    #: feature name (or feature view) -> the version the run trained on
+    feature_versions: JsonDict | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to end; ``None`` while the run is running."""
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One value of a run's metric at a step (a boosting round, an epoch...)."""
+
+    key: str
+    value: float
+    step: int = 0
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunComparison:
+    """Runs side by side: every param and metric key, with each run's value (``None`` if absent)."""
+
+    runs: list[Run]
+    params: dict[str, list[Any]]
+    metrics: dict[str, list[float | None]]
+
+    @property
+    def changed_params(self) -> list[str]:
+        """The param keys whose values are not all the same."""
+        return [key for key, values in self.params.items() if len({repr(v) for v in values}) > 1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +190,9 @@ class ModelVersion:
     gate_report: JsonDict
     created_at: datetime
     aliases: tuple[str, ...] = field(default=())
+    status: VersionStatus = "candidate"
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +202,53 @@ class RegisteredModel:
     created_at: datetime
     latest_version: int | None
     aliases: dict[str, int]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AliasEvent:
+    """One move of an alias: ``version`` is ``None`` when the alias was deleted."""
+
+    model_name: str
+    alias: str
+    version: int | None
+    previous_version: int | None
+    actor: str
+    at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One lifecycle move of a version (``from_status`` is ``None`` for the first record)."""
+
+    model_name: str
+    version: int
+    from_status: VersionStatus | None
+    to_status: VersionStatus
+    actor: str
+    at: datetime
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricFilter:
+    """``auc>=0.8``: a version's metric compared with a threshold."""
+
+    key: str
+    op: Literal[">", ">=", "<", "<=", "="]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class VersionQuery:
+    """What :meth:`search_versions` matches; every given condition must hold."""
+
+    name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    status: VersionStatus | None = None
+    metrics: tuple[MetricFilter, ...] = ()
+    limit: int = 100
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from sqlalchemy.engine import Connection, RowMapping
 from decisionloop.backends.metadata import schema as t
 from decisionloop.backends.metadata._sql_common import (
     _audit,
-    _floats,
     _insert_ignore,
     _lock_model,
     _Repo,
@@ -18,16 +17,17 @@ from decisionloop.backends.metadata._sql_common import (
     new_id,
     now,
 )
+from decisionloop.backends.metadata.catalog_repository import SqlCatalog
+from decisionloop.backends.metadata.lifecycle import SqlLifecycle
 from decisionloop.backends.metadata.model_repository import PROTECTED_ALIAS, SqlModels
 from decisionloop.backends.metadata.records import (
     AuditEvent,
     Deployment,
     NewSnapshot,
-    Run,
-    RunStatus,
     Snapshot,
 )
-from decisionloop.errors import Conflict, NotFound
+from decisionloop.backends.metadata.run_repository import SqlRuns
+from decisionloop.errors import NotFound
 
 
 def insert_snapshot(conn: Connection, dataset: str, new: NewSnapshot, *, actor: str) -> Snapshot:
@@ -111,85 +111,6 @@ class SqlDatasets(_Repo):
             return [_snapshot(row) for row in conn.execute(query).mappings()]
 
 
-class SqlRuns(_Repo):
-    def start(
-        self,
-        model_name: str,
-        *,
-        params: dict[str, Any],
-        tags: dict[str, str],
-        snapshot_id: str | None,
-        code_version: str | None,
-        actor: str,
-    ) -> Run:
-        values: dict[str, Any] = {
-            "id": new_id(),
-            "model_name": model_name,
-            "status": "running",
-            "params": params,
-            "metrics": {},
-            "tags": tags,
-            "snapshot_id": snapshot_id,
-            "code_version": code_version,
-            "error": None,
-            "started_at": now(),
-            "ended_at": None,
-        }
-        with self.store.write() as conn:
-            conn.execute(t.runs.insert().values(**values))
-            _audit(
-                conn,
-                actor=actor,
-                action="run.start",
-                resource=f"run:{values['id']}",
-                details={"model": model_name},
-            )
-        return _run(values)
-
-    def finish(
-        self,
-        run_id: str,
-        *,
-        status: RunStatus,
-        metrics: dict[str, float],
-        error: str | None = None,
-        actor: str,
-    ) -> Run:
-        with self.store.write() as conn:
-            updated = conn.execute(
-                t.runs.update()
-                .where(t.runs.c.id == run_id, t.runs.c.status == "running")
-                .values(status=status, metrics=metrics, error=error, ended_at=now())
-            )
-            if updated.rowcount != 1:
-                exists = conn.execute(sa.select(t.runs.c.id).where(t.runs.c.id == run_id)).first()
-                if exists is None:
-                    raise NotFound(f"no run {run_id!r}")
-                raise Conflict(f"run {run_id} is not running", hint="a run finishes once")
-            _audit(
-                conn,
-                actor=actor,
-                action=f"run.{status}",
-                resource=f"run:{run_id}",
-                details={"error": error} if error else {},
-            )
-        return self.get(run_id)
-
-    def get(self, run_id: str) -> Run:
-        with self.store.read() as conn:
-            row = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).mappings().first()
-        if row is None:
-            raise NotFound(f"no run {run_id!r}")
-        return _run(row)
-
-    def list(self, model_name: str | None = None, limit: int = 100) -> list[Run]:
-        query = sa.select(t.runs).order_by(t.runs.c.started_at.desc()).limit(limit)
-        if model_name is not None:
-            query = query.where(t.runs.c.model_name == model_name)
-        with self.store.read() as conn:
-            return [_run(row) for row in conn.execute(query).mappings()]
-
-
 class SqlDeployments(_Repo):
     def create(
         self, *, environment: str, model_name: str, version: int, strategy: str, actor: str
@@ -270,22 +191,13 @@ def _snapshot(row: RowMapping | dict[str, Any]) -> Snapshot:
     return Snapshot(**{**row, "created_at": _utc(row["created_at"])})
 
 
-def _run(row: RowMapping | dict[str, Any]) -> Run:
-    return Run(
-        **{
-            **row,
-            "metrics": _floats(row["metrics"]),
-            "started_at": _utc(row["started_at"]),
-            "ended_at": _utc(row["ended_at"]),
-        }
-    )
-
-
 __all__ = [
     "PROTECTED_ALIAS",
     "SqlAudit",
+    "SqlCatalog",
     "SqlDatasets",
     "SqlDeployments",
+    "SqlLifecycle",
     "SqlModels",
     "SqlRuns",
     "new_id",

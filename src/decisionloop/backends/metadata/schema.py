@@ -84,6 +84,22 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("ended_at", Timestamp, nullable=True),
+    sa.Column("parent_run_id", sa.String(32), nullable=True, index=True),
+    sa.Column("environment", Json, nullable=True),
+    sa.Column("feature_versions", Json, nullable=True),
+    sa.Index("ix_runs_status", "status"),
+)
+
+#: every logged value of a run's metrics, per step (the run's ``metrics`` keeps the last)
+run_metrics = sa.Table(
+    "run_metrics",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("timestamp", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "key", "step", name="pk_run_metrics"),
 )
 
 registered_models = sa.Table(
@@ -112,6 +128,63 @@ model_versions = sa.Table(
     sa.Column("gate_passed", sa.Boolean, nullable=False),
     sa.Column("gate_report", Json, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="candidate"),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_model_versions_status", "status", "model_name"),
+)
+
+#: a version's metrics as rows, so searches like ``auc>=0.8`` run in SQL on an index
+version_metrics = sa.Table(
+    "version_metrics",
+    metadata,
+    sa.Column("model_name", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("model_name", "version", "key", name="pk_version_metrics"),
+    sa.ForeignKeyConstraint(
+        ["model_name", "version"], ["model_versions.model_name", "model_versions.version"]
+    ),
+    sa.Index("ix_version_metrics_key_value", "key", "value"),
+)
+
+model_tags = sa.Table(
+    "model_tags",
+    metadata,
+    sa.Column("model_name", sa.String(100), sa.ForeignKey("registered_models.name")),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.String(5000), nullable=False),
+    sa.PrimaryKeyConstraint("model_name", "key", name="pk_model_tags"),
+    sa.Index("ix_model_tags_key_value", "key", "value"),
+)
+
+version_tags = sa.Table(
+    "version_tags",
+    metadata,
+    sa.Column("model_name", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.String(5000), nullable=False),
+    sa.PrimaryKeyConstraint("model_name", "version", "key", name="pk_version_tags"),
+    sa.ForeignKeyConstraint(
+        ["model_name", "version"], ["model_versions.model_name", "model_versions.version"]
+    ),
+    sa.Index("ix_version_tags_key_value", "key", "value"),
+)
+
+#: every lifecycle move of a version, with who, when and why
+version_status_history = sa.Table(
+    "version_status_history",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_version_status_history_version", "model_name", "version"),
 )
 
 aliases = sa.Table(
@@ -124,6 +197,21 @@ aliases = sa.Table(
     sa.ForeignKeyConstraint(
         ["model_name", "version"], ["model_versions.model_name", "model_versions.version"]
     ),
+)
+
+#: every move of an alias (``version`` NULL: deleted): "which version was @champion on date X"
+alias_history = sa.Table(
+    "alias_history",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(100), nullable=False),
+    sa.Column("alias", sa.String(50), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),
+    sa.Column("previous_version", sa.Integer, nullable=True),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_alias_history_alias_at", "model_name", "alias", "at"),
 )
 
 deployments = sa.Table(

@@ -17,7 +17,7 @@ from decisionloop.backends.metadata.ingestion_repository import SqlIngestion
 from decisionloop.errors import Conflict, Invalid, Unavailable
 
 #: the newest migration; checked without loading Alembic when the schema is current
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_420_113_001
 
@@ -46,6 +46,14 @@ class SqlMetadataStore:
     @property
     def models(self) -> repos.SqlModels:
         return repos.SqlModels(self)
+
+    @property
+    def lifecycle(self) -> repos.SqlLifecycle:
+        return repos.SqlLifecycle(self)
+
+    @property
+    def catalog(self) -> repos.SqlCatalog:
+        return repos.SqlCatalog(self)
 
     @property
     def deployments(self) -> repos.SqlDeployments:

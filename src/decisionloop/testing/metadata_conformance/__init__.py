@@ -45,6 +45,11 @@ from decisionloop.testing.metadata_conformance.audit import (
     check_audit_append_list_count,
     check_every_write_is_audited_once,
 )
+from decisionloop.testing.metadata_conformance.catalog import (
+    check_search_models,
+    check_search_versions,
+    check_tags_and_descriptions,
+)
 from decisionloop.testing.metadata_conformance.checkpoints import (
     check_checkpoints_set_get,
     check_checkpoints_write_is_all_or_nothing,
@@ -56,6 +61,11 @@ from decisionloop.testing.metadata_conformance.datasets import (
 )
 from decisionloop.testing.metadata_conformance.deployments import (
     check_deployments_replace_previous_active,
+)
+from decisionloop.testing.metadata_conformance.lifecycle import (
+    check_alias_at_answers_for_any_time,
+    check_alias_history_records_every_move,
+    check_version_status_transitions,
 )
 from decisionloop.testing.metadata_conformance.models import (
     check_get_version_and_alias,
@@ -73,6 +83,11 @@ from decisionloop.testing.metadata_conformance.store import (
     check_implements_protocol,
     check_migrate_is_idempotent,
 )
+from decisionloop.testing.metadata_conformance.tracking import (
+    check_run_list_filters_and_compare,
+    check_run_log_params_metrics_and_tags,
+    check_run_records_environment_features_and_parent,
+)
 
 #: Every check, in a sensible order; each one needs only a migrated store.
 METADATA_STORE_CHECKS: list[MetadataStoreCheck] = [
@@ -84,6 +99,9 @@ METADATA_STORE_CHECKS: list[MetadataStoreCheck] = [
     check_run_lifecycle,
     check_run_finish_twice_conflicts,
     check_run_list_and_not_found,
+    check_run_records_environment_features_and_parent,
+    check_run_log_params_metrics_and_tags,
+    check_run_list_filters_and_compare,
     check_model_versions_numbered_per_model,
     check_model_version_round_trip,
     check_list_models,
@@ -92,6 +110,12 @@ METADATA_STORE_CHECKS: list[MetadataStoreCheck] = [
     check_set_alias_moves_and_audits_previous,
     check_champion_requires_passed_gate,
     check_delete_alias,
+    check_alias_history_records_every_move,
+    check_alias_at_answers_for_any_time,
+    check_version_status_transitions,
+    check_tags_and_descriptions,
+    check_search_versions,
+    check_search_models,
     check_deployments_replace_previous_active,
     check_audit_append_list_count,
     check_every_write_is_audited_once,
@@ -112,6 +136,8 @@ __all__ = [
     "RICH_JSON",
     "RICH_METRICS",
     "MetadataStoreCheck",
+    "check_alias_at_answers_for_any_time",
+    "check_alias_history_records_every_move",
     "check_audit_append_list_count",
     "check_champion_requires_passed_gate",
     "check_checkpoints_set_get",
@@ -129,9 +155,16 @@ __all__ = [
     "check_run_finish_twice_conflicts",
     "check_run_lifecycle",
     "check_run_list_and_not_found",
+    "check_run_list_filters_and_compare",
+    "check_run_log_params_metrics_and_tags",
+    "check_run_records_environment_features_and_parent",
+    "check_search_models",
+    "check_search_versions",
     "check_set_alias_moves_and_audits_previous",
     "check_snapshot_add_get_list",
     "check_snapshot_list_newest_first",
     "check_snapshot_same_hash_is_deduplicated",
+    "check_tags_and_descriptions",
     "check_unknown_model_version_alias_not_found",
+    "check_version_status_transitions",
 ]

@@ -33,6 +33,13 @@ AUDIT_ACTIONS: dict[str, str] = {
     "alias.delete": "model:{model}@{alias}",
     "deployment.create": "deployment:{environment}/{model}",
     "checkpoint.set": "source:{source}",
+    "run.log_params": "run:{run_id}",
+    "run.log_metrics": "run:{run_id}",
+    "run.set_tags": "run:{run_id}",
+    "version.status": "model:{model}/{version}",
+    "tag.set": "model:{model} or model:{model}/{version}",
+    "tag.delete": "model:{model} or model:{model}/{version}",
+    "description.set": "model:{model} or model:{model}/{version}",
 }
 
 
