@@ -59,14 +59,49 @@ class DataSpec(_Section):
     contract: ContractSpec = Field(default_factory=ContractSpec)
 
 
+TrainerName = Literal[
+    "xgboost",
+    "lightgbm",
+    "logistic_regression",
+    "linear_regression",
+    "random_forest",
+    "gradient_boosting",
+]
+#: the tasks each trainer learns (docs/training.md); training.registry holds the trainers
+TRAINER_TASKS: dict[str, tuple[str, ...]] = {
+    "xgboost": ("classification", "regression"),
+    "lightgbm": ("classification", "regression"),
+    "logistic_regression": ("classification",),
+    "linear_regression": ("regression",),
+    "random_forest": ("classification", "regression"),
+    "gradient_boosting": ("classification", "regression"),
+}
+
+
 class ModelSpec(_Section):
     """The model to train."""
 
-    trainer: Literal["xgboost"] = "xgboost"
+    task: Literal["classification", "regression"] = Field(
+        default="classification",
+        description="classification (a two-valued target) or regression (a numeric target).",
+    )
+    trainer: TrainerName = "xgboost"
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    class_weight: Literal["balanced", "none"] = Field(
+        default="none", description="balanced: weight rows so each class counts the same."
+    )
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _trainer_learns_task(self) -> ModelSpec:
+        if self.task not in TRAINER_TASKS[self.trainer]:
+            fits = sorted(n for n, tasks in TRAINER_TASKS.items() if self.task in tasks)
+            raise ValueError(
+                f"trainer {self.trainer} does not learn {self.task}; use one of {', '.join(fits)}"
+            )
+        return self
 
 
 class GateSpec(_Section):

@@ -283,7 +283,7 @@ def test_unknown_key_is_refused_with_key_path(tmp_path: Path, data: dict, key: s
         ({"serving": {"port": 70000}}, "serving.port", "70000"),
         ({"model": {"test_size": 2}}, "model.test_size", "2"),
         ({"model": {"threshold": -0.1}}, "model.threshold", "-0.1"),
-        ({"model": {"trainer": "lightgbm"}}, "model.trainer", "'lightgbm'"),
+        ({"model": {"trainer": "catboost"}}, "model.trainer", "'catboost'"),
         ({"data": {"source": "x.csv"}}, "data.target", ""),
         (
             {"data": {"source": "x.csv", "target": "y", "columns": {"a": {"type": "text"}}}},

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from decisionloop.cli.data_commands import data_app, ingest
+from decisionloop.cli.registry_commands import register_model_commands
+from decisionloop.cli.runs_commands import runs_app
 from decisionloop.errors import DecisionLoopError, Invalid
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="Registered models and their versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
+app.add_typer(runs_app, name="runs")
+register_model_commands(models_app)
 app.command()(ingest)
 
 ProjectOption = Annotated[
@@ -137,7 +141,8 @@ def models_show(
     json: JsonOption = False,
 ) -> None:
     """Show a model's versions, or one version in full."""
-    from decisionloop.cli.output import out, print_json, version_dict, versions_table
+    from decisionloop.cli.output import out, print_json, versions_table
+    from decisionloop.cli.registry_commands import registered_version_dict as version_dict
     from decisionloop.refs import ModelRef
 
     parsed = ModelRef.parse(ref)
@@ -170,14 +175,18 @@ def predict(
     ] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Score a file in batch; writes the input columns plus probability and label."""
+    """Score a file in batch; writes the input columns plus probability and label
+    (classification) or value (regression)."""
     from decisionloop.cli.output import err
     from decisionloop.data.sources import read_table
 
     frame = read_table(str(input))
     with _platform(project) as platform:
         result = platform.predict(ref, frame)
-    scored = frame.assign(probability=result.probabilities, label=result.labels)
+    if result.values is not None:
+        scored = frame.assign(value=result.values)
+    else:
+        scored = frame.assign(probability=result.probabilities, label=result.labels)
     if output is None:
         scored.to_csv(sys.stdout, index=False)
     elif output.suffix.lower() == ".json":

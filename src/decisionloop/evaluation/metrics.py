@@ -1,4 +1,4 @@
-"""Binary classification metrics, computed the same way for every surface."""
+"""Binary classification and regression metrics, computed the same way for every surface."""
 
 from __future__ import annotations
 
@@ -46,9 +46,28 @@ BINARY_METRICS = (
 )
 
 
-def metric_names() -> list[str]:
-    """Every metric name the loop records, e.g. ``test_auc``."""
-    return [f"{part}_{name}" for part in ("train", "test") for name in BINARY_METRICS]
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+#: the metric a new project gates on, per task (higher is better for both)
+DEFAULT_GATE_METRIC = {"classification": "test_auc", "regression": "test_r2"}
+
+
+def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Root mean squared error, mean absolute error and R² (1 - SSE / total sum of squares)."""
+    import numpy as np
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(y_true, predicted))),
+        "mae": float(mean_absolute_error(y_true, predicted)),
+        "r2": float(r2_score(y_true, predicted)),
+    }
+
+
+def metric_names(task: str = "classification") -> list[str]:
+    """Every metric name the loop records for a task, e.g. ``test_auc`` or ``test_rmse``."""
+    names = REGRESSION_METRICS if task == "regression" else BINARY_METRICS
+    return [f"{part}_{name}" for part in ("train", "test") for name in names]
 
 
 def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

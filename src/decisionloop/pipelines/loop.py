@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from decisionloop.backends.metadata.records import NewModelVersion
-from decisionloop.config import ColumnSpec, DataSpec
+from decisionloop.backends.metadata.records import MetricPoint, NewModelVersion
+from decisionloop.config import ColumnSpec, ColumnType, DataSpec
 from decisionloop.errors import DecisionLoopError, Invalid, InvalidConfig
 
 if TYPE_CHECKING:
@@ -73,11 +73,17 @@ def code_version(folder: Path) -> str | None:
 def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
     import numpy as np
 
+    from decisionloop.backends.metadata.environment import capture_environment
     from decisionloop.evaluation.gates import check_gates, evaluate_gates
-    from decisionloop.evaluation.metrics import binary_metrics, metric_names, prefixed
+    from decisionloop.evaluation.metrics import metric_names
     from decisionloop.registry.bundle import ModelBundle
+    from decisionloop.training.base import score
     from decisionloop.training.preprocess import Preprocessor
-    from decisionloop.training.xgboost_trainer import XGBoostTrainer
+    from decisionloop.training.registry import (
+        USES_VALIDATION,
+        check_trainer_params,
+        create_trainer,
+    )
 
     settings = platform.settings
     source = settings.data_source()
@@ -85,7 +91,9 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
     spec = settings.data
     project_file = str(settings.project_dir / "decisionloop.yaml")
 
-    check_gates(settings.gates, metric_names())
+    model_spec = settings.model
+    check_gates(settings.gates, metric_names(model_spec.task))
+    check_trainer_params(model_spec.trainer, model_spec.task, dict(model_spec.params))
     progress("ingest", f"reading {source}")
     ingested = _ingest_training_data(platform, source, project_file, progress)
     frame, y, negative, positive, split, columns = (
@@ -99,42 +107,52 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
     snapshot = ingested.snapshot
     features = feature_columns(spec, columns)
 
-    trainer = XGBoostTrainer(params=dict(settings.model.params), seed=settings.model.seed)
+    trainer = create_trainer(
+        model_spec.trainer,
+        task=model_spec.task,
+        params=dict(model_spec.params),
+        seed=model_spec.seed,
+        class_weight=model_spec.class_weight,
+    )
     runs = platform.metadata.runs
     run = runs.start(
         settings.name,
         params=trainer.get_params(),
-        tags={"trainer": settings.model.trainer, "split": split.strategy},
+        tags={"trainer": model_spec.trainer, "task": model_spec.task, "split": split.strategy},
         snapshot_id=snapshot.id,
         code_version=code_version(settings.project_dir),
         actor=platform.actor,
+        environment=capture_environment(settings.project_dir),
     )
     try:
-        progress("train", f"training XGBoost on {len(split.train_index)} rows")
+        progress("train", f"training {model_spec.trainer} on {len(split.train_index)} rows")
         train_frame = frame.iloc[split.train_index]
         test_frame = frame.iloc[split.test_index]
         preprocessor = Preprocessor.fit(train_frame, features)
         x_train = preprocessor.transform(train_frame)
         x_test = preprocessor.transform(test_frame)
         y_train, y_test = y[split.train_index], y[split.test_index]
-        fit_part, valid_part = _validation_split(y_train, seed=settings.model.seed)
-        trainer.fit(
-            x_train[fit_part],
-            y_train[fit_part],
-            feature_names=list(preprocessor.feature_names),
-            validation=(x_train[valid_part], y_train[valid_part]),
-        )
+        names = list(preprocessor.feature_names)
+        if model_spec.trainer in USES_VALIDATION:
+            fit_part, valid_part = _validation_split(
+                y_train, seed=model_spec.seed, stratify=model_spec.task == "classification"
+            )
+            trainer.fit(
+                x_train[fit_part],
+                y_train[fit_part],
+                feature_names=names,
+                validation=(x_train[valid_part], y_train[valid_part]),
+            )
+        else:  # no early stopping on our rows: learn from all training rows
+            trainer.fit(x_train, y_train, feature_names=names)
+
+        _log_training(platform, run.id, trainer)
 
         progress("evaluate", f"scoring {len(split.test_index)} held-out rows")
-        threshold = settings.model.threshold
+        threshold = model_spec.threshold
         metrics = {
-            **prefixed(
-                "train",
-                binary_metrics(y_train, trainer.predict_proba(x_train), threshold=threshold),
-            ),
-            **prefixed(
-                "test", binary_metrics(y_test, trainer.predict_proba(x_test), threshold=threshold)
-            ),
+            **_metrics("train", y_train, score(trainer, x_train), model_spec.task, threshold),
+            **_metrics("test", y_test, score(trainer, x_test), model_spec.task, threshold),
         }
         report = evaluate_gates(settings.gates, metrics)
         progress(
@@ -156,9 +174,7 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
         stored = bundle.save(platform.artifacts)
         # the saved model must score exactly as evaluated: reload and compare
         reloaded = ModelBundle.load(platform.artifacts, stored.key, stored.sha256)
-        if not np.allclose(
-            reloaded.model.predict_proba(x_test), trainer.predict_proba(x_test), atol=1e-6
-        ):
+        if not np.allclose(score(reloaded.model, x_test), score(trainer, x_test), atol=1e-6):
             raise DecisionLoopError("the saved model does not reproduce its own test scores")
         version = platform.metadata.models.register(
             NewModelVersion(
@@ -206,12 +222,23 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
     )
 
 
-def _validation_split(y: Any, *, seed: int) -> tuple[Any, Any]:
+def _metrics(part: str, y: Any, scores: Any, task: str, threshold: float) -> dict[str, float]:
+    from decisionloop.evaluation.metrics import binary_metrics, prefixed, regression_metrics
+
+    if task == "regression":
+        return prefixed(part, regression_metrics(y, scores))
+    return prefixed(part, binary_metrics(y, scores, threshold=threshold))
+
+
+def _validation_split(y: Any, *, seed: int, stratify: bool = True) -> tuple[Any, Any]:
     """Hold 10% of the training rows out for early stopping (stratified when possible)."""
     import numpy as np
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(y))
+    if not stratify:
+        fit, valid = train_test_split(index, test_size=0.1, random_state=seed)
+        return fit, valid
     try:
         fit, valid = train_test_split(index, test_size=0.1, random_state=seed, stratify=y)
     except ValueError:
@@ -263,7 +290,8 @@ def _ingest_training_data(
                     hint="name a column of the data file",
                 )
         columns = dict(spec.columns) or profile_columns(read_table(batch.file.local_path))
-        columns.setdefault(spec.target, ColumnSpec(type="string", nullable=False))
+        target_type: ColumnType = "number" if settings.model.task == "regression" else "string"
+        columns.setdefault(spec.target, ColumnSpec(type=target_type, nullable=False))
         prepared = _Prepared(columns=columns)
 
         def inspect(table: Any) -> None:
@@ -316,15 +344,64 @@ def _prepare(settings: Any, table: Any, prepared: _Prepared) -> None:
         raise Invalid("no rows passed validation", hint="see `decisionloop data report`")
     columns = {name: col for name, col in prepared.columns.items() if name in raw.columns}
     frame = validate_frame(raw, columns)
+    timestamps = frame[spec.timestamp] if spec.timestamp else None
+    if settings.model.task == "regression":
+        y = _numeric_target(raw[spec.target], spec.target)
+        prepared.split = split_rows(
+            y,
+            test_size=settings.model.test_size,
+            seed=settings.model.seed,
+            timestamps=timestamps,
+            stratify=False,
+        )
+        prepared.frame, prepared.y, prepared.columns = frame, y, columns
+        return
     positive = (
         spec.positive
         if spec.positive is not None
         else infer_positive(raw[spec.target], spec.target)
     )
     y, negative = encode_target(raw[spec.target], spec.target, positive)
-    timestamps = frame[spec.timestamp] if spec.timestamp else None
     prepared.split = split_rows(
         y, test_size=settings.model.test_size, seed=settings.model.seed, timestamps=timestamps
     )
     prepared.frame, prepared.y, prepared.positive, prepared.negative = frame, y, positive, negative
     prepared.columns = columns
+
+
+def _numeric_target(series: Any, target: str) -> Any:
+    """The regression target as float64; missing or non-numeric values are refused."""
+    import pandas as pd
+
+    values = pd.to_numeric(series, errors="coerce")
+    bad = int(values.isna().sum())
+    if bad:
+        raise Invalid(
+            f"target column {target!r} has {bad} missing or non-numeric value(s)",
+            hint="a regression target must be a number in every row; drop or fix those rows",
+        )
+    if values.nunique() < 2:
+        raise Invalid(
+            f"target column {target!r} is constant",
+            hint="a regression target must vary; check the data or model.task",
+        )
+    return values.to_numpy(dtype="float64")
+
+
+def _log_training(platform: Platform, run_id: str, trainer: object) -> None:
+    """The run's learning curve (validation metric per boosting round) and what training
+    chose by itself (the early-stopping iteration), in one write each."""
+    from decisionloop.training.base import learning_curve
+
+    points = [
+        MetricPoint(key, float(value), step)
+        for key, values in learning_curve(trainer).items()
+        for step, value in enumerate(values)
+    ]
+    if points:
+        platform.metadata.runs.log_metrics(run_id, points, actor=platform.actor)
+    best = getattr(trainer, "best_iteration", None)
+    if best is not None:
+        platform.metadata.runs.log_params(
+            run_id, {"best_iteration": int(best)}, actor=platform.actor
+        )

@@ -2,12 +2,14 @@
 
 Layout in the artifact store (all content-addressed)::
 
-    manifest.json  {"format", "flavor", "signature", "threshold", "classes",
-                    "components": {"booster": {"key", "sha256"}, "preprocessor": {...}}}
-    booster        XGBoost UBJSON
+    manifest.json  {"format", "flavor", "task", "signature",
+                    "components": {"model": {"key", "sha256"}, "preprocessor": {...}}}
+    model          the trainer's own format (see docs/training.md): XGBoost UBJSON,
+                   LightGBM text, a JSON coefficient list, or a canonical skops archive
     preprocessor   JSON (see training.preprocess)
 
-The registry records the manifest's sha256; the manifest records each component's.
+The registry records the manifest's sha256; the manifest records each component's. Manifests
+of format ``decisionloop.model/1`` (XGBoost classifiers, component ``booster``) still load.
 """
 
 from __future__ import annotations
@@ -20,33 +22,50 @@ from decisionloop.backends.artifacts.base import ArtifactInfo, ArtifactStore
 from decisionloop.config import ColumnSpec
 from decisionloop.data.validation import validate_frame
 from decisionloop.errors import IntegrityError, Invalid
+from decisionloop.training.base import Task, Trainer
 from decisionloop.training.preprocess import Preprocessor
-from decisionloop.training.xgboost_trainer import XGBoostTrainer
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-FORMAT = "decisionloop.model/1"
+FORMAT = "decisionloop.model/2"
+LEGACY_FORMAT = "decisionloop.model/1"
 
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """Everything needed to turn raw input columns into scores and labels."""
+    """Everything needed to turn raw input columns into scores and labels, or values."""
 
     preprocessor: Preprocessor
-    model: XGBoostTrainer
+    model: Trainer
     inputs: dict[str, ColumnSpec]
-    threshold: float
-    positive_label: str
-    negative_label: str
+    threshold: float = 0.5
+    positive_label: str = ""
+    negative_label: str = ""
+
+    @property
+    def task(self) -> Task:
+        return self.model.task
+
+    @property
+    def flavor(self) -> str:
+        return self.model.flavor
 
     def signature(self) -> dict[str, Any]:
+        inputs = [
+            {"name": name, "type": spec.type, "nullable": spec.nullable}
+            for name, spec in self.inputs.items()
+        ]
+        if self.task == "regression":
+            return {
+                "task": "regression",
+                "inputs": inputs,
+                "outputs": [{"name": "value", "type": "number"}],
+            }
         return {
-            "inputs": [
-                {"name": name, "type": spec.type, "nullable": spec.nullable}
-                for name, spec in self.inputs.items()
-            ],
+            "task": "classification",
+            "inputs": inputs,
             "outputs": [
                 {"name": "probability", "type": "number"},
                 {"name": "label", "type": "string"},
@@ -61,21 +80,28 @@ class ModelBundle:
         return validate_frame(frame, self.inputs, required=required)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Classification: the positive class's probability for each raw row."""
         prepared = self.prepare(frame)
         return self.model.predict_proba(self.preprocessor.transform(prepared))
+
+    def predict_value(self, frame: pd.DataFrame) -> np.ndarray:
+        """Regression: the predicted value for each raw row."""
+        prepared = self.prepare(frame)
+        return self.model.predict(self.preprocessor.transform(prepared))
 
     def labels(self, proba: np.ndarray) -> list[str]:
         return [self.positive_label if p >= self.threshold else self.negative_label for p in proba]
 
     def save(self, store: ArtifactStore) -> ArtifactInfo:
-        booster = store.put(self.model.to_bytes())
+        model = store.put(self.model.to_bytes())
         preprocessor = store.put(_json_bytes(self.preprocessor.to_dict()))
         manifest = {
             "format": FORMAT,
-            "flavor": "xgboost",
+            "flavor": self.flavor,
+            "task": self.task,
             "signature": self.signature(),
             "components": {
-                "booster": {"key": booster.key, "sha256": booster.sha256},
+                "model": {"key": model.key, "sha256": model.sha256},
                 "preprocessor": {"key": preprocessor.key, "sha256": preprocessor.sha256},
             },
         }
@@ -83,28 +109,51 @@ class ModelBundle:
 
     @classmethod
     def load(cls, store: ArtifactStore, key: str, sha256: str) -> ModelBundle:
-        """Load a bundle; every byte is checked against its recorded sha256 before parsing."""
+        """Load a bundle; every byte is checked against its recorded sha256 before parsing,
+        and the model is read by the loader its flavor names (an unknown flavor is refused)."""
+        from decisionloop.training.registry import TRAINERS
+
         manifest = _json_load(store.get(key, sha256=sha256), key)
-        if manifest.get("format") != FORMAT or manifest.get("flavor") != "xgboost":
+        form, flavor = manifest.get("format"), manifest.get("flavor")
+        if form not in (FORMAT, LEGACY_FORMAT):
             raise Invalid(
-                f"unsupported model format {manifest.get('format')!r}/{manifest.get('flavor')!r}",
+                f"unsupported model format {form!r}",
                 hint="the model was saved by another DecisionLoop version",
             )
-        parts = manifest["components"]
-        booster = store.get(parts["booster"]["key"], sha256=parts["booster"]["sha256"])
-        pre = _json_load(
-            store.get(parts["preprocessor"]["key"], sha256=parts["preprocessor"]["sha256"]),
-            parts["preprocessor"]["key"],
-        )
-        signature = manifest["signature"]
-        negative, positive = signature["classes"]
-        return cls(
-            preprocessor=Preprocessor.from_dict(pre),
-            model=XGBoostTrainer.from_bytes(booster),
-            inputs={
+        if flavor not in TRAINERS or (form == LEGACY_FORMAT and flavor != "xgboost"):
+            raise Invalid(
+                f"unknown model flavor {flavor!r}",
+                hint=f"this DecisionLoop loads {', '.join(sorted(TRAINERS))}; "
+                "a newer version may know it",
+            )
+        try:
+            parts = manifest["components"]
+            model_part = parts["booster" if form == LEGACY_FORMAT else "model"]
+            task = manifest.get("task", "classification")
+            signature = manifest["signature"]
+            inputs = {
                 col["name"]: ColumnSpec(type=col["type"], nullable=col["nullable"])
                 for col in signature["inputs"]
-            },
+            }
+            model_key, model_sha = model_part["key"], model_part["sha256"]
+            pre_key, pre_sha = parts["preprocessor"]["key"], parts["preprocessor"]["sha256"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"the manifest {key!r} is malformed: {exc}") from exc
+        model = TRAINERS[flavor].from_bytes(store.get(model_key, sha256=model_sha))
+        if model.task != task:
+            raise IntegrityError(
+                f"the manifest says {task!r} but the stored {flavor} model is {model.task!r}"
+            )
+        preprocessor = Preprocessor.from_dict(
+            _json_load(store.get(pre_key, sha256=pre_sha), pre_key)
+        )
+        if task == "regression":
+            return cls(preprocessor=preprocessor, model=model, inputs=inputs)
+        negative, positive = signature["classes"]
+        return cls(
+            preprocessor=preprocessor,
+            model=model,
+            inputs=inputs,
             threshold=float(signature["threshold"]),
             positive_label=str(positive),
             negative_label=str(negative),

@@ -23,17 +23,19 @@ class PredictResponse:
     request_id: str
     model: str
     version: int
-    threshold: float
+    threshold: float | None  # None for regression models, which have no decision threshold
     predictions: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "request_id": self.request_id,
             "model": self.model,
             "version": self.version,
-            "threshold": self.threshold,
-            "predictions": self.predictions,
         }
+        if self.threshold is not None:
+            document["threshold"] = self.threshold
+        document["predictions"] = self.predictions
+        return document
 
 
 class Predictor:

@@ -39,8 +39,11 @@ def split_rows(
     test_size: float,
     seed: int,
     timestamps: pd.Series | None = None,
+    stratify: bool = True,
 ) -> Split:
-    """Stratified random split, or a time split (latest rows are the test set) with timestamps."""
+    """Stratified random split, or a time split (latest rows are the test set) with timestamps.
+
+    ``stratify=False`` (regression targets) gives a plain seeded random split."""
     import numpy as np
 
     n = len(y)
@@ -59,11 +62,16 @@ def split_rows(
         from sklearn.model_selection import train_test_split
 
         index = np.arange(n)
+        if not stratify:
+            train, test = train_test_split(index, test_size=n_test, random_state=seed)
+            return Split(np.sort(train), np.sort(test), "random", seed, test_size)
         try:
             train, test = train_test_split(index, test_size=n_test, random_state=seed, stratify=y)
         except ValueError:  # a class too small to stratify
             train, test = train_test_split(index, test_size=n_test, random_state=seed)
         split = Split(np.sort(train), np.sort(test), "stratified", seed, test_size)
+    if not stratify:
+        return split
     for name, part in (("training", split.train_index), ("test", split.test_index)):
         if len(np.unique(y[part])) < 2:
             raise Invalid(

@@ -1,11 +1,21 @@
-"""XGBoost binary classifier: trains with early stopping, saves in XGBoost's own UBJSON format."""
+"""XGBoost: classification or regression with early stopping, saved in XGBoost's UBJSON format."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from decisionloop.errors import Invalid
+from decisionloop.errors import IntegrityError
+from decisionloop.training.base import (
+    ClassWeight,
+    Task,
+    check_params,
+    check_task,
+    class_weights,
+    not_fitted,
+    wrong_task,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,20 +42,38 @@ _BOOSTER_KEYS = {
     "max_bin",
     "tree_method",
 }
+VALID_PARAMS = frozenset(_BOOSTER_KEYS | {"n_estimators", "early_stopping_rounds"})
 _ALIASES = {"reg_lambda": "lambda", "reg_alpha": "alpha", "learning_rate": "eta"}
+_OBJECTIVES: dict[Task, tuple[str, str]] = {
+    "classification": ("binary:logistic", "logloss"),
+    "regression": ("reg:squarederror", "rmse"),
+}
 
 
 @dataclass
 class XGBoostTrainer:
-    """Estimator-style trainer: ``fit`` then ``predict_proba``; ``params`` are recorded as given."""
+    """Estimator-style trainer: ``fit`` then score; ``params`` are recorded as given."""
+
+    flavor: ClassVar[str] = "xgboost"
+    tasks: ClassVar[tuple[Task, ...]] = ("classification", "regression")
 
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 42
+    task: Task = "classification"
+    class_weight: ClassWeight = "none"
     booster: Any = None
     best_iteration: int | None = None
+    #: validation metric per boosting round, when fitted with a validation split
+    curve: dict[str, list[float]] = field(default_factory=dict)
 
     def get_params(self) -> dict[str, Any]:
-        return {**DEFAULT_PARAMS, **self.params, "seed": self.seed}
+        return {
+            **DEFAULT_PARAMS,
+            **self.params,
+            "seed": self.seed,
+            "task": self.task,
+            "class_weight": self.class_weight,
+        }
 
     def fit(
         self,
@@ -54,24 +82,23 @@ class XGBoostTrainer:
         *,
         feature_names: list[str],
         validation: tuple[np.ndarray, np.ndarray] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> XGBoostTrainer:
         import xgboost as xgb
 
+        check_params("XGBoost", self.params, VALID_PARAMS)
+        check_task("xgboost", self.task, self.tasks)
         params = self.get_params()
-        unknown = set(params) - _BOOSTER_KEYS - {"n_estimators", "early_stopping_rounds", "seed"}
-        if unknown:
-            raise Invalid(
-                f"unknown XGBoost parameter(s): {', '.join(sorted(unknown))}",
-                hint=f"use any of {', '.join(sorted(_BOOSTER_KEYS | {'n_estimators'}))}",
-            )
         booster_params: dict[str, Any] = {
             _ALIASES.get(key, key): value for key, value in params.items() if key in _BOOSTER_KEYS
         }
+        objective, eval_metric = _OBJECTIVES[self.task]
         booster_params.update(
-            objective="binary:logistic", eval_metric="logloss", seed=self.seed, nthread=0
+            objective=objective, eval_metric=eval_metric, seed=self.seed, nthread=0
         )
+        weight = class_weights(y, sample_weight, task=self.task, class_weight=self.class_weight)
         safe_names = [_safe_feature_name(n) for n in feature_names]
-        train = xgb.DMatrix(x, label=y, feature_names=safe_names)
+        train = xgb.DMatrix(x, label=y, weight=weight, feature_names=safe_names)
         evals = []
         if validation is not None:
             evals = [
@@ -80,31 +107,48 @@ class XGBoostTrainer:
                     "validation",
                 )
             ]
+        history: dict[str, dict[str, list[float]]] = {}
         self.booster = xgb.train(
             booster_params,
             train,
             num_boost_round=int(params["n_estimators"]),
             evals=evals,
             early_stopping_rounds=int(params["early_stopping_rounds"]) if evals else None,
+            evals_result=history,
             verbose_eval=False,
         )
         if evals:
             self.best_iteration = int(self.booster.best_iteration)
+            self.curve = {
+                f"validation_{name}": [float(v) for v in values]
+                for name, values in history.get("validation", {}).items()
+            }
         return self
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Probability of the positive class for each row."""
+    def _raw_predict(self, x: np.ndarray) -> np.ndarray:
         if self.booster is None:
-            raise Invalid("the trainer is not fitted", hint="call fit() first")
+            raise not_fitted()
         kwargs = {}
         if self.best_iteration is not None:
             kwargs["iteration_range"] = (0, self.best_iteration + 1)
         result: np.ndarray = self.booster.inplace_predict(x, validate_features=False, **kwargs)
         return result
 
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probability of the positive class for each row."""
+        if self.task != "classification":
+            raise wrong_task(self.task, "predict_proba")
+        return self._raw_predict(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted value for each row (regression)."""
+        if self.task != "regression":
+            raise wrong_task(self.task, "predict")
+        return self._raw_predict(x)
+
     def to_bytes(self) -> bytes:
         if self.booster is None:
-            raise Invalid("the trainer is not fitted", hint="call fit() first")
+            raise not_fitted()
         if self.best_iteration is not None:
             # keep only the trees early stopping chose, so the saved model predicts the same
             self.booster = self.booster[: self.best_iteration + 1]
@@ -116,9 +160,16 @@ class XGBoostTrainer:
         import xgboost as xgb
 
         booster = xgb.Booster()
-        booster.load_model(bytearray(data))
+        try:
+            booster.load_model(bytearray(data))
+            objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+        except (xgb.core.XGBoostError, KeyError, ValueError) as exc:
+            raise IntegrityError("the XGBoost model cannot be read") from exc
         booster.set_param({"nthread": 1})
-        return cls(booster=booster)
+        tasks = {name: task for task, (name, _) in _OBJECTIVES.items()}
+        if objective not in tasks:
+            raise IntegrityError(f"the XGBoost model has an unexpected objective {objective!r}")
+        return cls(booster=booster, task=tasks[objective])
 
 
 def _safe_feature_name(name: str) -> str:
