@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_DIR ?=
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: demo test lint typecheck unit install clean mlflow-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,17 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.demo-installed
+
+# MLflow for the export tests, in a venv of its own: its pins clash with ours (docs/export.md).
+MLFLOW_VENV ?= .venvs/mlflow
+MLFLOW_REQUIREMENT := mlflow>=3,<4
+$(MLFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet '$(MLFLOW_REQUIREMENT)'
+	echo '$(MLFLOW_REQUIREMENT)' > $@
+
+mlflow-venv: $(MLFLOW_VENV)/.installed
 
 install: $(VENV)/.dev-installed
 
@@ -34,7 +45,7 @@ typecheck: $(VENV)/.dev-installed
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/unit -q
 
-test: lint typecheck
+test: lint typecheck $(MLFLOW_VENV)/.installed
 	$(BIN)/pytest -q
 
 clean:
