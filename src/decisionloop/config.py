@@ -78,6 +78,51 @@ TRAINER_TASKS: dict[str, tuple[str, ...]] = {
 }
 
 
+TuningValue = float | int | str | bool
+
+
+class SearchRange(_Section):
+    """A numeric range to search: integers when ``low`` and ``high`` are both integers."""
+
+    low: int | float
+    high: int | float
+    log: bool = Field(default=False, description="Sample on a log scale (needs low > 0).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if self.low >= self.high:
+            raise ValueError("`low` must be below `high`")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs `low` above 0")
+        return self
+
+
+class SearchChoices(_Section):
+    """A list of values to choose from."""
+
+    choices: list[TuningValue] = Field(min_length=1)
+
+
+class TuningSpec(_Section):
+    """Hyperparameter search: trials scored on validation rows carved from the training rows."""
+
+    trials: int = Field(default=20, ge=1, le=10_000, description="How many trials to run.")
+    metric: str | None = Field(
+        default=None,
+        description="Metric the trials are scored on (default: the task's default gate metric).",
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        default=None, description="Inferred from the metric when omitted."
+    )
+    space: dict[str, SearchRange | SearchChoices] = Field(
+        default_factory=dict, description="Parameter -> range or choices (default per trainer)."
+    )
+    seed: int | None = Field(default=None, description="Sampler seed (default: model.seed).")
+    validation_size: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Share of training rows that score trials."
+    )
+
+
 class ModelSpec(_Section):
     """The model to train."""
 
@@ -93,6 +138,9 @@ class ModelSpec(_Section):
     test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    tuning: TuningSpec | None = Field(
+        default=None, description="Search the trainer's parameters before training."
+    )
 
     @model_validator(mode="after")
     def _trainer_learns_task(self) -> ModelSpec:
@@ -282,6 +330,19 @@ def project_dir_from_env(default: Path | None = None) -> Path:
 def export_project_dir(folder: Path) -> None:
     """Name the project folder for child processes (e.g. serving workers)."""
     os.environ[f"{ENV_PREFIX}PROJECT_DIR"] = str(folder.resolve())
+
+
+#: "1" in a process (and its children) that only scores models: see training.lean_import
+LEAN_IMPORTS_ENV = f"{ENV_PREFIX}LEAN_IMPORTS"
+
+
+def request_lean_imports() -> None:
+    """Mark this process and its children (serving workers) as scoring-only."""
+    os.environ.setdefault(LEAN_IMPORTS_ENV, "1")
+
+
+def lean_imports_requested() -> bool:
+    return os.environ.get(LEAN_IMPORTS_ENV) == "1"
 
 
 def load_settings(project_dir: str | Path | None = None, **overrides: Any) -> Settings:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     )
     from decisionloop.data.service import DataService
     from decisionloop.pipelines.loop import LoopResult
+    from decisionloop.pipelines.reproduce import Reproduction
     from decisionloop.registry.bundle import ModelBundle
 
 #: called with (step, message) as long work advances
@@ -118,11 +119,14 @@ class Platform:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def run(self, progress: ProgressCallback | None = None) -> LoopResult:
-        """Ingest, validate, train, evaluate, gate, register and promote: one loop iteration."""
+    def run(self, progress: ProgressCallback | None = None, *, tune: bool = True) -> LoopResult:
+        """Ingest, validate, train, evaluate, gate, register and promote: one loop iteration.
+
+        With ``model.tuning`` set, a parameter search comes first (``tune=False`` skips it and
+        trains ``model.params`` as given)."""
         from decisionloop.pipelines.loop import run_loop
 
-        return run_loop(self, progress or (lambda step, message: None))
+        return run_loop(self, progress or (lambda step, message: None), tune=tune)
 
     # -- registry -------------------------------------------------------------------------
 
@@ -363,6 +367,21 @@ class Runs:
 
     def compare(self, run_ids: Sequence[str]) -> RunComparison:
         return self.platform.metadata.runs.compare(run_ids)
+
+    def reproduce(
+        self,
+        run_id: str,
+        progress: ProgressCallback | None = None,
+        *,
+        tolerance: float = 1e-9,
+    ) -> Reproduction:
+        """Retrain a finished run from its recorded snapshot, parameters, seed and split as a
+        new run tagged ``reproduction_of`` (no version is registered); compare its metrics."""
+        from decisionloop.pipelines.reproduce import reproduce_run
+
+        return reproduce_run(
+            self.platform, run_id, progress or (lambda step, message: None), tolerance=tolerance
+        )
 
     def list(
         self,

@@ -1,4 +1,4 @@
-"""`decisionloop runs list|show|compare`: thin over Platform.runs."""
+"""`decisionloop runs list|show|compare|reproduce`: thin over Platform.runs."""
 
 from __future__ import annotations
 
@@ -171,3 +171,50 @@ def _resolve(platform: Platform, text: str) -> str:
             hint="give more characters of the id (see `decisionloop runs list`)",
         )
     return matches[0]
+
+
+@runs_app.command("reproduce")
+def runs_reproduce(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or a unique prefix).")],
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Largest difference that still matches.")
+    ] = 1e-9,
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Retrain a run from its recorded snapshot, params, seed and split (no version is
+    registered) and compare its metrics. Exit 0 when all match, 1 when any differs."""
+    from decisionloop.cli.output import loop_progress
+
+    if not tolerance >= 0:
+        raise Invalid(f"tolerance {tolerance} is negative", hint="use 0 or more, e.g. 1e-9")
+    with _platform(project) as platform:
+        resolved = _resolve(platform, run_id)
+        with loop_progress(enabled=not json) as progress:
+            result = platform.runs.reproduce(resolved, progress, tolerance=tolerance)
+    if json:
+        print_json(result.to_dict())
+    else:
+        table = Table(title=f"run {result.original_run_id[:12]} reproduced as {result.run_id[:12]}")
+        for column in ("metric", "original", "reproduced", "match"):
+            table.add_column(column)
+        for check in result.metrics:
+            table.add_row(
+                check.name,
+                _number(check.original),
+                _number(check.reproduced),
+                "[green]yes[/]" if check.matches else "[red]NO[/]",
+            )
+        table.add_row(
+            "split (test rows)", "", "", "[green]yes[/]" if result.split_matches else "[red]NO[/]"
+        )
+        out.print(table)
+        out.print(
+            "reproduced: every metric matches" if result.matches else "[red]NOT reproduced[/]"
+        )
+    if not result.matches:
+        raise typer.Exit(1)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else repr(value)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from decisionloop.backends.metadata.records import MetricPoint, NewModelVersion
-from decisionloop.config import ColumnSpec, ColumnType, DataSpec
+from decisionloop.config import ColumnSpec, ColumnType, DataSpec, ModelSpec
 from decisionloop.errors import DecisionLoopError, Invalid, InvalidConfig
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ class LoopResult:
     gates: dict[str, Any]
     split: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    #: the search's settings and outcome when the run was tuned (see ``model.tuning``)
+    tuning: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,7 @@ class LoopResult:
             "gates": self.gates,
             "split": self.split,
             "params": self.params,
+            "tuning": self.tuning,
         }
 
 
@@ -70,20 +74,17 @@ def code_version(folder: Path) -> str | None:
         return None
 
 
-def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
-    import numpy as np
-
+def run_loop(platform: Platform, progress: ProgressCallback, *, tune: bool = True) -> LoopResult:
+    """One loop iteration; with ``model.tuning`` set (and ``tune``), a parameter search first:
+    each trial a child run of this run, scored on validation rows carved from the training
+    rows, and the best trial's parameters retrained on all training rows."""
     from decisionloop.backends.metadata.environment import capture_environment
     from decisionloop.evaluation.gates import check_gates, evaluate_gates
     from decisionloop.evaluation.metrics import metric_names
-    from decisionloop.registry.bundle import ModelBundle
-    from decisionloop.training.base import score
-    from decisionloop.training.preprocess import Preprocessor
-    from decisionloop.training.registry import (
-        USES_VALIDATION,
-        check_trainer_params,
-        create_trainer,
-    )
+    from decisionloop.pipelines.reproduce import run_inputs
+    from decisionloop.pipelines.trials import tune_parameters, tuning_summary
+    from decisionloop.training.registry import check_trainer_params, create_trainer
+    from decisionloop.training.tuning import objective_for, search_space
 
     settings = platform.settings
     source = settings.data_source()
@@ -94,66 +95,61 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
     model_spec = settings.model
     check_gates(settings.gates, metric_names(model_spec.task))
     check_trainer_params(model_spec.trainer, model_spec.task, dict(model_spec.params))
+    tuning = model_spec.tuning if tune else None
+    if tuning is not None:  # refuse a wrong search before any data is read
+        objective_for(tuning, model_spec.task)
+        search_space(tuning, model_spec.trainer, model_spec.task)
     progress("ingest", f"reading {source}")
-    ingested = _ingest_training_data(platform, source, project_file, progress)
-    frame, y, negative, positive, split, columns = (
-        ingested.frame,
-        ingested.y,
-        ingested.negative,
-        ingested.positive,
-        ingested.split,
-        ingested.columns,
-    )
-    snapshot = ingested.snapshot
-    features = feature_columns(spec, columns)
+    prepared = _ingest_training_data(platform, source, project_file, progress)
+    snapshot = prepared.snapshot
+    features = feature_columns(spec, prepared.columns)
+    split = prepared.split
 
-    trainer = create_trainer(
+    params = dict(model_spec.params)
+    inputs = run_inputs(settings, prepared, features)
+    runs = platform.metadata.runs
+    trainer_params = create_trainer(
         model_spec.trainer,
         task=model_spec.task,
-        params=dict(model_spec.params),
+        params=params,
         seed=model_spec.seed,
         class_weight=model_spec.class_weight,
-    )
-    runs = platform.metadata.runs
+    ).get_params()
+    tags = {"trainer": model_spec.trainer, "task": model_spec.task, "split": split.strategy}
     run = runs.start(
         settings.name,
-        params=trainer.get_params(),
-        tags={"trainer": model_spec.trainer, "task": model_spec.task, "split": split.strategy},
+        # a tuning run learns its trainer parameters from the search: logged once known
+        params=inputs if tuning is not None else {**trainer_params, **inputs},
+        tags={**tags, "tuning": "true"} if tuning is not None else tags,
         snapshot_id=snapshot.id,
         code_version=code_version(settings.project_dir),
         actor=platform.actor,
         environment=capture_environment(settings.project_dir),
     )
+    summary: dict[str, Any] | None = None
     try:
+        extra_metrics: dict[str, float] = {}
+        if tuning is not None:
+            searched = tune_parameters(platform, run, prepared, features, progress)
+            params.update(searched.best_params)
+            summary = tuning_summary(tuning, searched, model_spec.seed)
+            chosen = create_trainer(
+                model_spec.trainer,
+                task=model_spec.task,
+                params=params,
+                seed=model_spec.seed,
+                class_weight=model_spec.class_weight,
+            )
+            runs.log_params(
+                run.id, {**chosen.get_params(), "tuning": summary}, actor=platform.actor
+            )
+            if searched.best is not None:
+                extra_metrics[f"best_{searched.objective.key}"] = searched.best.value
         progress("train", f"training {model_spec.trainer} on {len(split.train_index)} rows")
-        train_frame = frame.iloc[split.train_index]
-        test_frame = frame.iloc[split.test_index]
-        preprocessor = Preprocessor.fit(train_frame, features)
-        x_train = preprocessor.transform(train_frame)
-        x_test = preprocessor.transform(test_frame)
-        y_train, y_test = y[split.train_index], y[split.test_index]
-        names = list(preprocessor.feature_names)
-        if model_spec.trainer in USES_VALIDATION:
-            fit_part, valid_part = _validation_split(
-                y_train, seed=model_spec.seed, stratify=model_spec.task == "classification"
-            )
-            trainer.fit(
-                x_train[fit_part],
-                y_train[fit_part],
-                feature_names=names,
-                validation=(x_train[valid_part], y_train[valid_part]),
-            )
-        else:  # no early stopping on our rows: learn from all training rows
-            trainer.fit(x_train, y_train, feature_names=names)
-
-        _log_training(platform, run.id, trainer)
-
-        progress("evaluate", f"scoring {len(split.test_index)} held-out rows")
-        threshold = model_spec.threshold
-        metrics = {
-            **_metrics("train", y_train, score(trainer, x_train), model_spec.task, threshold),
-            **_metrics("test", y_test, score(trainer, x_test), model_spec.task, threshold),
-        }
+        trained = train_and_evaluate(model_spec, params, prepared, features)
+        trainer, metrics = trained.trainer, trained.metrics
+        log_training(platform, run.id, trainer)
+        progress("evaluate", f"scored {len(split.test_index)} held-out rows")
         report = evaluate_gates(settings.gates, metrics)
         progress(
             "gate",
@@ -161,38 +157,11 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
             if report.passed
             else "FAILED: " + "; ".join(r.describe() for r in report.results if not r.passed),
         )
-
         progress("register", "saving the model and registering a version")
-        bundle = ModelBundle(
-            preprocessor=preprocessor,
-            model=trainer,
-            inputs={name: columns[name] for name in preprocessor.input_columns},
-            threshold=threshold,
-            positive_label=positive,
-            negative_label=negative,
+        version = _register(platform, run, prepared, trained, report)
+        runs.finish(
+            run.id, status="finished", metrics={**metrics, **extra_metrics}, actor=platform.actor
         )
-        stored = bundle.save(platform.artifacts)
-        # the saved model must score exactly as evaluated: reload and compare
-        reloaded = ModelBundle.load(platform.artifacts, stored.key, stored.sha256)
-        if not np.allclose(score(reloaded.model, x_test), score(trainer, x_test), atol=1e-6):
-            raise DecisionLoopError("the saved model does not reproduce its own test scores")
-        version = platform.metadata.models.register(
-            NewModelVersion(
-                model_name=settings.name,
-                artifact_key=stored.key,
-                artifact_sha256=stored.sha256,
-                signature=bundle.signature(),
-                metrics=metrics,
-                params={**trainer.get_params(), "split": split.describe()},
-                gate_passed=report.passed,
-                gate_report=report.to_dict(),
-                run_id=run.id,
-                snapshot_hash=snapshot.content_hash,
-                code_version=run.code_version,
-            ),
-            actor=platform.actor,
-        )
-        runs.finish(run.id, status="finished", metrics=metrics, actor=platform.actor)
     except BaseException as exc:
         runs.finish(
             run.id, status="failed", metrics={}, error=str(exc)[:2000], actor=platform.actor
@@ -214,11 +183,113 @@ def run_loop(platform: Platform, progress: ProgressCallback) -> LoopResult:
         run_id=run.id,
         snapshot_id=snapshot.id,
         snapshot_hash=snapshot.content_hash,
-        rows=len(frame),
+        rows=len(prepared.frame),
         metrics=metrics,
         gates=report.to_dict(),
         split=split.describe(),
         params=trainer.get_params(),
+        tuning=summary,
+    )
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A fitted model, its preprocessor, the transformed test rows and the train/test metrics."""
+
+    trainer: Any
+    preprocessor: Any
+    x_test: Any
+    metrics: dict[str, float]
+
+
+def train_and_evaluate(
+    model_spec: ModelSpec,
+    params: dict[str, Any],
+    prepared: Prepared,
+    features: Mapping[str, ColumnSpec],
+) -> Trained:
+    """Fit the preprocessor and the trainer on the training rows (boosting trainers hold 10%
+    out for early stopping) and score the train and test rows. Deterministic for a seed."""
+    from decisionloop.training.base import score
+    from decisionloop.training.preprocess import Preprocessor
+    from decisionloop.training.registry import create_trainer
+
+    split, frame, y = prepared.split, prepared.frame, prepared.y
+    train_frame = frame.iloc[split.train_index]
+    test_frame = frame.iloc[split.test_index]
+    preprocessor = Preprocessor.fit(train_frame, dict(features))
+    x_train = preprocessor.transform(train_frame)
+    x_test = preprocessor.transform(test_frame)
+    y_train, y_test = y[split.train_index], y[split.test_index]
+    trainer = create_trainer(
+        model_spec.trainer,
+        task=model_spec.task,
+        params=params,
+        seed=model_spec.seed,
+        class_weight=model_spec.class_weight,
+    )
+    _fit(trainer, x_train, y_train, list(preprocessor.feature_names), model_spec)
+    task, threshold = model_spec.task, model_spec.threshold
+    metrics = {
+        **_metrics("train", y_train, score(trainer, x_train), task, threshold),
+        **_metrics("test", y_test, score(trainer, x_test), task, threshold),
+    }
+    return Trained(trainer, preprocessor, x_test, metrics)
+
+
+def _fit(trainer: Any, x: Any, y: Any, names: list[str], model_spec: ModelSpec) -> None:
+    from decisionloop.training.registry import USES_VALIDATION
+
+    if model_spec.trainer in USES_VALIDATION:
+        fit_part, valid_part = _validation_split(
+            y, seed=model_spec.seed, stratify=model_spec.task == "classification"
+        )
+        trainer.fit(
+            x[fit_part], y[fit_part], feature_names=names, validation=(x[valid_part], y[valid_part])
+        )
+    else:  # no early stopping on our rows: learn from all training rows
+        trainer.fit(x, y, feature_names=names)
+
+
+def _register(
+    platform: Platform, run: Any, prepared: Prepared, trained: Trained, report: Any
+) -> Any:
+    """Save the bundle, check it scores as evaluated, and register a version."""
+    import numpy as np
+
+    from decisionloop.registry.bundle import ModelBundle
+    from decisionloop.training.base import score
+
+    settings = platform.settings
+    trainer, x_test = trained.trainer, trained.x_test
+    bundle = ModelBundle(
+        preprocessor=trained.preprocessor,
+        model=trainer,
+        inputs={name: prepared.columns[name] for name in trained.preprocessor.input_columns},
+        threshold=settings.model.threshold,
+        positive_label=prepared.positive,
+        negative_label=prepared.negative,
+    )
+    stored = bundle.save(platform.artifacts)
+    # the saved model must score exactly as evaluated: reload and compare
+    reloaded = ModelBundle.load(platform.artifacts, stored.key, stored.sha256)
+    if not np.allclose(score(reloaded.model, x_test), score(trainer, x_test), atol=1e-6):
+        raise DecisionLoopError("the saved model does not reproduce its own test scores")
+    return platform.metadata.models.register(
+        NewModelVersion(
+            model_name=settings.name,
+            artifact_key=stored.key,
+            artifact_sha256=stored.sha256,
+            signature=bundle.signature(),
+            metrics=trained.metrics,
+            params={**trainer.get_params(), "split": prepared.split.describe()},
+            gate_passed=report.passed,
+            gate_report=report.to_dict(),
+            run_id=run.id,
+            snapshot_hash=prepared.snapshot.content_hash,
+            code_version=run.code_version,
+        ),
+        actor=platform.actor,
     )
 
 
@@ -230,24 +301,27 @@ def _metrics(part: str, y: Any, scores: Any, task: str, threshold: float) -> dic
     return prefixed(part, binary_metrics(y, scores, threshold=threshold))
 
 
-def _validation_split(y: Any, *, seed: int, stratify: bool = True) -> tuple[Any, Any]:
-    """Hold 10% of the training rows out for early stopping (stratified when possible)."""
+def _validation_split(
+    y: Any, *, seed: int, stratify: bool = True, size: float = 0.1
+) -> tuple[Any, Any]:
+    """Hold ``size`` (10%) of the training rows out for early stopping or for scoring tuning
+    trials (stratified when possible)."""
     import numpy as np
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(y))
     if not stratify:
-        fit, valid = train_test_split(index, test_size=0.1, random_state=seed)
+        fit, valid = train_test_split(index, test_size=size, random_state=seed)
         return fit, valid
     try:
-        fit, valid = train_test_split(index, test_size=0.1, random_state=seed, stratify=y)
+        fit, valid = train_test_split(index, test_size=size, random_state=seed, stratify=y)
     except ValueError:
-        fit, valid = train_test_split(index, test_size=0.1, random_state=seed)
+        fit, valid = train_test_split(index, test_size=size, random_state=seed)
     return fit, valid
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     """The training data as validated and stored, with its labels and split."""
 
     frame: Any = None
@@ -261,7 +335,7 @@ class _Prepared:
 
 def _ingest_training_data(
     platform: Platform, source: str, project_file: str, progress: ProgressCallback
-) -> _Prepared:
+) -> Prepared:
     """Ingest the training file (or reuse its snapshot when this exact content was ingested),
     refusing it before anything is written if it fails validation or cannot train a model."""
     from decisionloop.data.engine import file_columns
@@ -292,10 +366,10 @@ def _ingest_training_data(
         columns = dict(spec.columns) or profile_columns(read_table(batch.file.local_path))
         target_type: ColumnType = "number" if settings.model.task == "regression" else "string"
         columns.setdefault(spec.target, ColumnSpec(type=target_type, nullable=False))
-        prepared = _Prepared(columns=columns)
+        prepared = Prepared(columns=columns)
 
         def inspect(table: Any) -> None:
-            _prepare(settings, table, prepared)
+            prepare_rows(settings, table, prepared)
 
         reused = _snapshot_of(platform, batch.origin)
         if reused is not None:
@@ -332,7 +406,7 @@ def _snapshot_of(platform: Platform, origin: str) -> Any:
     return None
 
 
-def _prepare(settings: Any, table: Any, prepared: _Prepared) -> None:
+def prepare_rows(settings: Any, table: Any, prepared: Prepared) -> None:
     """Labels and split from the rows about to be stored; raises Invalid to refuse them."""
     from decisionloop.data.labels import encode_target, infer_positive
     from decisionloop.data.validation import validate_frame
@@ -388,7 +462,7 @@ def _numeric_target(series: Any, target: str) -> Any:
     return values.to_numpy(dtype="float64")
 
 
-def _log_training(platform: Platform, run_id: str, trainer: object) -> None:
+def log_training(platform: Platform, run_id: str, trainer: object) -> None:
     """The run's learning curve (validation metric per boosting round) and what training
     chose by itself (the early-stopping iteration), in one write each."""
     from decisionloop.training.base import learning_curve
