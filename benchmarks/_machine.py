@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
+from typing import Any
 
 
 def cpu_and_memory() -> tuple[str, float | None]:
@@ -20,3 +23,16 @@ def cpu_and_memory() -> tuple[str, float | None]:
     except OSError:
         pass
     return cpu, memory_gb
+
+
+def host() -> dict[str, Any]:
+    """Cores, CPU, memory, load average at the start, OS and Python of this machine."""
+    cpu, memory_gb = cpu_and_memory()
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "memory_gb": memory_gb,
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }

@@ -157,7 +157,9 @@ class XGBoostTrainer:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> XGBoostTrainer:
-        import xgboost as xgb
+        from decisionloop.training.lean_import import import_xgboost
+
+        xgb = import_xgboost()
 
         booster = xgb.Booster()
         try:

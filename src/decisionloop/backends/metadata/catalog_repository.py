@@ -131,17 +131,28 @@ class SqlCatalog(_Repo):
             )
         with self.store.read() as conn:
             rows = conn.execute(select).mappings().all()
-            found = []
+            # aliases and tags in two queries per model found, not two per version
+            by_model: dict[str, list[int]] = {}
             for row in rows:
-                name, version = row["model_name"], row["version"]
-                aliases = conn.execute(
-                    sa.select(t.aliases.c.alias).where(
-                        t.aliases.c.model_name == name, t.aliases.c.version == version
+                by_model.setdefault(row["model_name"], []).append(row["version"])
+            aliases: dict[tuple[str, int], list[str]] = {}
+            tags: dict[str, dict[int, dict[str, str]]] = {}
+            for name, versions in by_model.items():
+                for alias, version in conn.execute(
+                    sa.select(t.aliases.c.alias, t.aliases.c.version).where(
+                        t.aliases.c.model_name == name
                     )
-                ).scalars()
-                tags = version_tags(conn, name, [version]).get(version, {})
-                found.append(_version(row, tuple(sorted(aliases)), tags))
-        return found
+                ):
+                    aliases.setdefault((name, version), []).append(alias)
+                tags[name] = version_tags(conn, name, versions)
+        return [
+            _version(
+                row,
+                tuple(sorted(aliases.get((row["model_name"], row["version"]), []))),
+                tags[row["model_name"]].get(row["version"], {}),
+            )
+            for row in rows
+        ]
 
     def search_models(
         self,

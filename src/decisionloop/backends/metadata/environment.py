@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -13,15 +14,22 @@ from typing import Any
 LOCK_FILES = ("uv.lock", "poetry.lock", "requirements.lock", "requirements.txt")
 
 
-def capture_environment(project_dir: Path | None = None) -> dict[str, Any]:
-    """``{"python", "packages", "lock_hash", "lock_file"}``: ``lock_hash`` is the sha256 of the
-    project's lock file when there is one, else of the sorted installed package versions."""
+@functools.cache
+def _installed() -> tuple[tuple[str, str], ...]:
+    """Installed distributions and versions, read once per process (reading every package's
+    metadata costs tens of milliseconds, and what a process imported does not change)."""
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
             packages[str(name).lower()] = dist.version
-    packages = dict(sorted(packages.items()))
+    return tuple(sorted(packages.items()))
+
+
+def capture_environment(project_dir: Path | None = None) -> dict[str, Any]:
+    """``{"python", "packages", "lock_hash", "lock_file"}``: ``lock_hash`` is the sha256 of the
+    project's lock file when there is one, else of the sorted installed package versions."""
+    packages = dict(_installed())
     lock_file: str | None = None
     digest = hashlib.sha256(json.dumps(packages, sort_keys=True).encode()).hexdigest()
     for candidate in LOCK_FILES if project_dir is not None else ():

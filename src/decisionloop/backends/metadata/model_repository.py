@@ -82,42 +82,47 @@ class SqlModels(_Repo):
         return {row.alias: row.version for row in rows}
 
     def get_version(self, name: str, version: int) -> ModelVersion:
+        mv = t.model_versions
+        where = (mv.c.model_name == name, mv.c.version == version)
         with self.store.read() as conn:
-            row = (
-                conn.execute(
-                    sa.select(t.model_versions).where(
-                        t.model_versions.c.model_name == name, t.model_versions.c.version == version
-                    )
-                )
-                .mappings()
-                .first()
+            found = self._version_where(conn, name, sa.select(mv).where(*where))
+        if found is None:
+            raise NotFound(
+                f"model {name!r} has no version {version}",
+                hint="see `decisionloop models show NAME` for its versions",
             )
-            if row is None:
-                raise NotFound(
-                    f"model {name!r} has no version {version}",
-                    hint="see `decisionloop models show NAME` for its versions",
-                )
-            aliases = self._aliases_of(conn, name)
-            tags = version_tags(conn, name, [version])
+        return found
+
+    def get_by_alias(self, name: str, alias: str) -> ModelVersion:
+        mv, al = t.model_versions, t.aliases
+        select = (
+            sa.select(mv)
+            .join(al, (al.c.model_name == mv.c.model_name) & (al.c.version == mv.c.version))
+            .where(al.c.model_name == name, al.c.alias == alias)
+        )
+        with self.store.read() as conn:  # one transaction: the alias and its version agree
+            found = self._version_where(conn, name, select)
+        if found is None:
+            raise NotFound(
+                f"model {name!r} has no alias @{alias}",
+                hint="run `decisionloop models list` to see models and their aliases",
+            )
+        return found
+
+    def _version_where(
+        self, conn: Connection, name: str, select: sa.Select[Any]
+    ) -> ModelVersion | None:
+        row = conn.execute(select).mappings().first()
+        if row is None:
+            return None
+        version = row["version"]
+        aliases = self._aliases_of(conn, name)
+        tags = version_tags(conn, name, [version])
         return _version(
             row,
             tuple(sorted(a for a, v in aliases.items() if v == version)),
             tags.get(version, {}),
         )
-
-    def get_by_alias(self, name: str, alias: str) -> ModelVersion:
-        with self.store.read() as conn:
-            version = conn.execute(
-                sa.select(t.aliases.c.version).where(
-                    t.aliases.c.model_name == name, t.aliases.c.alias == alias
-                )
-            ).scalar()
-        if version is None:
-            raise NotFound(
-                f"model {name!r} has no alias @{alias}",
-                hint="run `decisionloop models list` to see models and their aliases",
-            )
-        return self.get_version(name, version)
 
     def list_models(self) -> list[RegisteredModel]:
         with self.store.read() as conn:
