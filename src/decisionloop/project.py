@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from decisionloop.config import PROJECT_FILE, STATE_DIR, dump_project_file, load_settings
 from decisionloop.errors import Conflict, InvalidConfig
 
 DEFAULT_GATES = [{"metric": "test_auc", "min": 0.7, "severity": "block"}]
+#: a regression model must explain at least half of the target's variance on held-out rows
+REGRESSION_GATES = [{"metric": "test_r2", "min": 0.5, "severity": "block"}]
+
+TaskChoice = Literal["auto", "classification", "regression"]
 
 
 def init_project(
@@ -24,8 +28,12 @@ def init_project(
     name: str | None = None,
     copy_data: bool = False,
     force: bool = False,
+    task: TaskChoice = "auto",
 ) -> Path:
-    """Profile ``data`` and write ``folder/decisionloop.yaml``; returns the file's path."""
+    """Profile ``data`` and write ``folder/decisionloop.yaml``; returns the file's path.
+
+    ``task="auto"`` makes a regression project of a numeric target with more than two
+    distinct values and a (binary) classification project of anything else."""
     from decisionloop.data.labels import infer_positive, label_text, target_classes
     from decisionloop.data.profile import identifier_like, profile_columns
     from decisionloop.data.sources import read_table
@@ -46,14 +54,28 @@ def init_project(
                 f"{option} {column!r} is not a column of {data}",
                 hint=f"columns are: {', '.join(map(str, frame.columns[:20]))}",
             )
-    classes = target_classes(frame[target], target)
-    if positive is None:
-        positive = infer_positive(frame[target], target)
-    elif label_text(positive) not in classes:
-        raise InvalidConfig(
-            f"--positive {positive!r} is not a value of {target!r} ({', '.join(classes)})",
-            hint="pass one of the target's values",
-        )
+    if task == "auto":
+        task = "regression" if _numeric_target(frame[target]) else "classification"
+    if task == "regression":
+        if positive is not None:
+            raise InvalidConfig(
+                "--positive names a class; a regression target has none",
+                hint="drop --positive, or pass --task classification",
+            )
+        if not _numeric_target(frame[target], min_values=2):
+            raise InvalidConfig(
+                f"--target {target!r} is not numeric: a regression needs a numeric target",
+                hint="pass --task classification, or choose a numeric column",
+            )
+    else:
+        classes = target_classes(frame[target], target)
+        if positive is None:
+            positive = infer_positive(frame[target], target)
+        elif label_text(positive) not in classes:
+            raise InvalidConfig(
+                f"--positive {positive!r} is not a value of {target!r} ({', '.join(classes)})",
+                hint="pass one of the target's values",
+            )
     if timestamp is not None:
         import pandas as pd
 
@@ -72,11 +94,15 @@ def init_project(
         source = _relative_or_absolute(data.resolve(), folder)
     document: dict[str, Any] = {
         "name": name or _model_name(folder.name),
-        "description": f"Predicts {target} = {positive} from {data.name}.",
+        "description": (
+            f"Predicts {target} from {data.name}."
+            if task == "regression"
+            else f"Predicts {target} = {positive} from {data.name}."
+        ),
         "data": {
             "source": source,
             "target": target,
-            "positive": label_text(positive),
+            "positive": label_text(positive) if positive is not None else None,
             "entity": entity,
             "timestamp": timestamp,
             "sensitive": sensitive,
@@ -87,13 +113,14 @@ def init_project(
             "contract": {"key": [entity]} if entity else {},
         },
         "model": {
+            "task": task,
             "trainer": "xgboost",
             "params": {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.05},
             "test_size": 0.2,
             "seed": 42,
-            "threshold": 0.5,
+            **({"threshold": 0.5} if task == "classification" else {}),
         },
-        "gates": DEFAULT_GATES,
+        "gates": REGRESSION_GATES if task == "regression" else DEFAULT_GATES,
     }
     project_file.write_text(dump_project_file(document), encoding="utf-8")
     gitignore = folder / ".gitignore"
@@ -101,6 +128,15 @@ def init_project(
         gitignore.write_text(f"{STATE_DIR}/\n", encoding="utf-8")
     load_settings(folder)  # what we wrote must load
     return project_file
+
+
+def _numeric_target(series: Any, min_values: int = 3) -> bool:
+    """A number column (not boolean) with at least ``min_values`` distinct values."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        return False
+    return bool(series.nunique(dropna=True) >= min_values)
 
 
 #: string columns with at most this many distinct values get an `allowed` list

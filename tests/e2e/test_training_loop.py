@@ -201,3 +201,42 @@ def test_cli_predict_writes_values_for_a_regression_model(
     assert list(scored.columns) == [*rows.columns, "value"]
     assert "probability" not in scored.columns
     assert scored["value"].between(0, 1_000).all()
+
+
+def test_init_makes_a_regression_project_of_a_numeric_target(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    data = write(house_prices(), tmp_path / "houses.csv")
+    folder = tmp_path / "houses"
+    for args in (
+        ["init", str(folder), "--data", str(data), "--target", "price"],
+        ["run", str(folder)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "decisionloop", *args],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    document = yaml.safe_load((folder / "decisionloop.yaml").read_text())
+    assert document["model"]["task"] == "regression"
+    assert document["gates"] == [{"metric": "test_r2", "min": 0.5, "severity": "block"}]
+    assert document["data"].get("positive") is None
+    with Platform.open(folder) as platform:
+        assert platform.get_version("houses@champion").metrics["test_r2"] > 0.5
+
+
+def test_init_refuses_a_regression_of_text_or_with_a_positive_class(tmp_path: Path) -> None:
+    from decisionloop.project import init_project
+
+    data = write(house_prices(rows=50), tmp_path / "houses.csv")
+    with pytest.raises(InvalidConfig, match="not numeric"):
+        init_project(tmp_path / "a", data=data, target="district", task="regression")
+    with pytest.raises(InvalidConfig, match="--positive"):
+        init_project(tmp_path / "b", data=data, target="price", task="regression", positive="1")
+    # auto: a text target with two values stays a classification
+    loans = write(loan_defaults(rows=200), tmp_path / "loans.csv")
+    init_project(tmp_path / "c", data=loans, target="status")
+    assert "task: classification" in (tmp_path / "c" / "decisionloop.yaml").read_text()

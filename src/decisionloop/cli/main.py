@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from decisionloop.cli.data_commands import data_app, ingest
+from decisionloop.cli.export_commands import export_app
 from decisionloop.cli.registry_commands import register_model_commands
 from decisionloop.cli.runs_commands import runs_app
 from decisionloop.errors import DecisionLoopError, Invalid
 
 if TYPE_CHECKING:
     from decisionloop.platform import Platform
+    from decisionloop.project import TaskChoice
 
 app = typer.Typer(
     name="decisionloop",
@@ -28,6 +30,7 @@ models_app = typer.Typer(help="Registered models and their versions.", no_args_i
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
+app.add_typer(export_app, name="export")
 register_model_commands(models_app)
 app.command()(ingest)
 
@@ -41,9 +44,27 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 _state = {"debug": False}
 
 
+def _print_version(requested: bool) -> None:
+    # eager and import-free beyond the package root, so `--version` starts in ~0.1 s
+    if requested:
+        from decisionloop import __version__
+
+        sys.stdout.write(f"decisionloop {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -58,7 +79,9 @@ def _platform(project: Path | None) -> Platform:
 def init(
     folder: Annotated[Path, typer.Argument(help="Project folder to create or fill.")],
     data: Annotated[Path, typer.Option("--data", help="CSV or Parquet file to learn from.")],
-    target: Annotated[str, typer.Option("--target", help="Column to predict (two classes).")],
+    target: Annotated[
+        str, typer.Option("--target", help="Column to predict (two classes, or a number).")
+    ],
     positive: Annotated[
         str | None, typer.Option(help="Target value that is the positive class.")
     ] = None,
@@ -80,6 +103,13 @@ def init(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing project file.")
     ] = False,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="auto, classification or regression (auto: a numeric target with more than "
+            "two values is a regression)."
+        ),
+    ] = "auto",
 ) -> None:
     """Profile a data file and write DIR/decisionloop.yaml."""
     from decisionloop.cli.output import out
@@ -96,24 +126,52 @@ def init(
         name=name,
         copy_data=copy_data,
         force=force,
+        task=_task_choice(task),
     )
     out.print(f"wrote {path}\nnext: decisionloop run {folder}")
+
+
+def _task_choice(task: str) -> TaskChoice:
+    choices: dict[str, TaskChoice] = {
+        "auto": "auto",
+        "classification": "classification",
+        "regression": "regression",
+    }
+    if task not in choices:
+        raise Invalid(f"--task {task!r} is not a task", hint=f"use {', '.join(choices)}")
+    return choices[task]
 
 
 @app.command()
 def run(
     folder: Annotated[Path | None, typer.Argument(help="Project folder (default: .).")] = None,
     json: JsonOption = False,
+    no_tune: Annotated[
+        bool,
+        typer.Option("--no-tune", help="Skip model.tuning; train model.params as given."),
+    ] = False,
 ) -> None:
-    """Run the loop: ingest, validate, train, evaluate, gate, register, promote."""
+    """Run the loop: ingest, validate, train, evaluate, gate, register, promote (with
+    model.tuning set, a parameter search first: one line per trial)."""
     from decisionloop.cli.output import loop_progress, loop_summary, out, print_json
 
     with _platform(folder) as platform, loop_progress(enabled=not json) as progress:
-        result = platform.run(progress)
+
+        def report(step: str, message: str) -> None:
+            # trials are part of training: each leaves its line under the bar's `train` step
+            progress("train" if step == "tune" else step, message)
+
+        result = platform.run(report, tune=not no_tune)
     if json:
         print_json(result.to_dict())
     else:
         out.print(loop_summary(result))
+        if result.tuning is not None:
+            tuning = result.tuning
+            out.print(
+                f"tuned: best of {tuning['trials']} trials is trial {tuning['best_trial'] + 1}"
+                f" ({tuning['metric']} {tuning['best_value']:.4f}): {tuning['best_params']}"
+            )
 
 
 @models_app.command("list")
@@ -178,8 +236,10 @@ def predict(
     """Score a file in batch; writes the input columns plus probability and label
     (classification) or value (regression)."""
     from decisionloop.cli.output import err
+    from decisionloop.config import request_lean_imports
     from decisionloop.data.sources import read_table
 
+    request_lean_imports()  # this process only scores
     frame = read_table(str(input))
     with _platform(project) as platform:
         result = platform.predict(ref, frame)
@@ -212,7 +272,9 @@ def serve(
     """Start the HTTP prediction service."""
     import uvicorn
 
-    from decisionloop.config import export_project_dir, load_settings
+    from decisionloop.config import export_project_dir, load_settings, request_lean_imports
+
+    request_lean_imports()  # this process and its workers only score models
 
     settings = load_settings(project)
     export_project_dir(settings.project_dir)

@@ -65,6 +65,15 @@ def loop_progress(enabled: bool = True) -> Iterator[ProgressCallback]:
         progress.update(task, completed=len(LOOP_STEPS))
 
 
+#: the metrics a run's summary shows, those the task has (classification, then regression)
+SUMMARY_METRICS = ("auc", "accuracy", "log_loss", "f1", "r2", "rmse", "mae")
+
+
+def headline_metric(metrics: list[dict[str, float]]) -> str:
+    """The metric a table of versions or runs shows: test AUC, or test R² for regressions."""
+    return next((m for m in ("test_auc", "test_r2") if any(m in d for d in metrics)), "test_auc")
+
+
 def loop_summary(result: LoopResult) -> Table:
     table = Table(title=f"{result.model}/{result.version}", show_header=True)
     table.add_column("what")
@@ -81,9 +90,10 @@ def loop_summary(result: LoopResult) -> Table:
         "split",
         "{strategy}: {train_rows} train / {test_rows} test".format(**result.split),
     )
-    for name in ("auc", "accuracy", "log_loss", "f1"):
-        train, test = result.metrics["train_" + name], result.metrics["test_" + name]
-        table.add_row(name, f"train {train:.4f}   test {test:.4f}")
+    for name in SUMMARY_METRICS:
+        train, test = result.metrics.get("train_" + name), result.metrics.get("test_" + name)
+        if train is not None and test is not None:
+            table.add_row(name, f"train {train:.4f}   test {test:.4f}")
     table.add_row("run", result.run_id)
     return table
 
@@ -105,14 +115,15 @@ def models_table(models: list[RegisteredModel]) -> Table:
 
 def versions_table(name: str, versions: list[ModelVersion]) -> Table:
     table = Table(title=name)
-    for column in ("version", "aliases", "test_auc", "gates", "snapshot", "created"):
+    metric = headline_metric([v.metrics for v in versions])
+    for column in ("version", "aliases", metric, "gates", "snapshot", "created"):
         table.add_column(column)
     for v in versions:
-        auc = v.metrics.get("test_auc")
+        value = v.metrics.get(metric)
         table.add_row(
             str(v.version),
             ", ".join(f"@{a}" for a in v.aliases) or "-",
-            f"{auc:.4f}" if auc is not None else "-",
+            f"{value:.4f}" if value is not None else "-",
             "passed" if v.gate_passed else "failed",
             (v.snapshot_hash or "-")[:12],
             f"{v.created_at:%Y-%m-%d %H:%M}",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from decisionloop.cli.output import out, print_json, version_dict
+from decisionloop.cli.output import headline_metric, out, print_json, version_dict
 from decisionloop.errors import Invalid
 
 if TYPE_CHECKING:
@@ -141,15 +141,16 @@ def models_search(
         print_json([registered_version_dict(v) for v in found])
         return
     table = Table(title=f"{len(found)} versions")
-    for column in ("version", "status", "aliases", "test_auc", "tags", "created"):
+    shown = headline_metric([v.metrics for v in found])
+    for column in ("version", "status", "aliases", shown, "tags", "created"):
         table.add_column(column)
     for v in found:
-        auc = v.metrics.get("test_auc")
+        value = v.metrics.get(shown)
         table.add_row(
             f"{v.model_name}/{v.version}",
             v.status,
             ", ".join(f"@{a}" for a in v.aliases) or "-",
-            f"{auc:.4f}" if auc is not None else "-",
+            f"{value:.4f}" if value is not None else "-",
             ", ".join(f"{k}={val}" for k, val in sorted(v.tags.items())) or "-",
             f"{v.created_at:%Y-%m-%d %H:%M}",
         )
