@@ -76,16 +76,12 @@ class SqlModels(_Repo):
         return _version({**values, "status": "candidate", "description": ""}, ())
 
     def _aliases_of(self, conn: Connection, name: str) -> dict[str, int]:
-        rows = conn.execute(
-            sa.select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.model_name == name)
-        )
+        rows = conn.execute(_ALIASES_OF, {"name": name})
         return {row.alias: row.version for row in rows}
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        mv = t.model_versions
-        where = (mv.c.model_name == name, mv.c.version == version)
         with self.store.read() as conn:
-            found = self._version_where(conn, name, sa.select(mv).where(*where))
+            found = self._version_where(conn, name, _VERSION, {"name": name, "version": version})
         if found is None:
             raise NotFound(
                 f"model {name!r} has no version {version}",
@@ -94,14 +90,8 @@ class SqlModels(_Repo):
         return found
 
     def get_by_alias(self, name: str, alias: str) -> ModelVersion:
-        mv, al = t.model_versions, t.aliases
-        select = (
-            sa.select(mv)
-            .join(al, (al.c.model_name == mv.c.model_name) & (al.c.version == mv.c.version))
-            .where(al.c.model_name == name, al.c.alias == alias)
-        )
         with self.store.read() as conn:  # one transaction: the alias and its version agree
-            found = self._version_where(conn, name, select)
+            found = self._version_where(conn, name, _BY_ALIAS, {"name": name, "alias": alias})
         if found is None:
             raise NotFound(
                 f"model {name!r} has no alias @{alias}",
@@ -110,9 +100,9 @@ class SqlModels(_Repo):
         return found
 
     def _version_where(
-        self, conn: Connection, name: str, select: sa.Select[Any]
+        self, conn: Connection, name: str, select: sa.Select[Any], params: dict[str, Any]
     ) -> ModelVersion | None:
-        row = conn.execute(select).mappings().first()
+        row = conn.execute(select, params).mappings().first()
         if row is None:
             return None
         version = row["version"]
@@ -253,16 +243,38 @@ def _record_alias_move(
     )
 
 
+# statements on the hot path of resolving a reference, built once (building a statement
+# costs more than SQLite answering it)
+_ALIASES_OF = sa.select(t.aliases.c.alias, t.aliases.c.version).where(
+    t.aliases.c.model_name == sa.bindparam("name")
+)
+_VERSION = sa.select(t.model_versions).where(
+    t.model_versions.c.model_name == sa.bindparam("name"),
+    t.model_versions.c.version == sa.bindparam("version"),
+)
+_BY_ALIAS = (
+    sa.select(t.model_versions)
+    .join(
+        t.aliases,
+        (t.aliases.c.model_name == t.model_versions.c.model_name)
+        & (t.aliases.c.version == t.model_versions.c.version),
+    )
+    .where(
+        t.aliases.c.model_name == sa.bindparam("name"), t.aliases.c.alias == sa.bindparam("alias")
+    )
+)
+_VERSION_TAGS = sa.select(t.version_tags).where(
+    t.version_tags.c.model_name == sa.bindparam("name"),
+    t.version_tags.c.version.in_(sa.bindparam("versions", expanding=True)),
+)
+
+
 def version_tags(conn: Connection, name: str, versions: list[int]) -> dict[int, dict[str, str]]:
     """Tags of some versions of one model: version -> {key: value}."""
     found: dict[int, dict[str, str]] = {}
     if not versions:
         return found
-    rows = conn.execute(
-        sa.select(t.version_tags).where(
-            t.version_tags.c.model_name == name, t.version_tags.c.version.in_(versions)
-        )
-    )
+    rows = conn.execute(_VERSION_TAGS, {"name": name, "versions": versions})
     for row in rows:
         found.setdefault(row.version, {})[row.key] = row.value
     return found
