@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +60,49 @@ def test_poll_values_hands_what_poll_hands(open_log: EventLogFactory) -> None:
         lambda: again.poll_values(topic, f"values-{suffix}", max_records=100, timeout_s=0.5)
     )
     assert sorted(resumed) == sorted(row for row in rows if row[:2] != (0, 0))
+
+
+def test_poll_columns_hands_what_poll_values_hands(open_log: EventLogFactory) -> None:
+    log = open_log()
+    suffix = uuid.uuid4().hex[:12]
+    topic = f"columns-{suffix}"
+    log.create_topic(topic, 2)
+    log.append(topic, [NewEvent(value=f"v{i}".encode() * (i % 3)) for i in range(2500)])
+    bulk = cast(ValuePolling, log)
+    rows = _drain(lambda: bulk.poll_values(topic, f"values-{suffix}", max_records=900))
+
+    def columns() -> list[Any]:
+        partitions, offsets, values = bulk.poll_columns(
+            topic, f"columns-{suffix}", max_records=1700, timeout_s=0.5
+        )
+        assert len(partitions) == len(offsets) == len(values) <= 1700
+        return list(zip(partitions, offsets, values, strict=True))
+
+    assert sorted(_drain(columns)) == sorted(rows)
+    assert len(rows) == 2500
+
+
+def test_a_commit_does_not_wait_for_a_poll_waiting_in_another_thread(
+    open_log: EventLogFactory,
+) -> None:
+    log = open_log()
+    suffix = uuid.uuid4().hex[:12]
+    topic, group = f"waiting-{suffix}", f"group-{suffix}"
+    log.create_topic(topic, 1)
+    log.append(topic, [NewEvent(value=b"v")])
+    assert len(_drain(lambda: log.poll(topic, group, max_records=10, timeout_s=0.5))) == 1
+    waiting = threading.Thread(
+        target=lambda: log.poll(topic, group, max_records=10, timeout_s=3.0), daemon=True
+    )
+    waiting.start()
+    time.sleep(0.3)  # the poll waits for a message that does not come
+
+    started = time.monotonic()
+    log.commit(topic, group, {0: 1})
+
+    assert time.monotonic() - started < 1.5
+    assert log.committed(topic, group) == {0: 1}
+    waiting.join()
 
 
 def _drain(poll: Callable[[], list[Any]]) -> list[Any]:

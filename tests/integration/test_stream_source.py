@@ -6,6 +6,7 @@ import io
 import json
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from decisionloop.data.streams import (
     StreamUrl,
     parse_stream_url,
 )
-from decisionloop.errors import Invalid, NotFound
+from decisionloop.errors import Invalid, NotFound, Unavailable
 
 OpenLog = Callable[[], EventLog]
 
@@ -463,6 +464,124 @@ def test_batches_are_bounded_and_polled_only_on_demand(open_log: OpenLog) -> Non
         sizes.append(batch.table.num_rows)
     assert sizes == [10, 10, 5]
     assert all(max_records <= 10 for max_records in polls)
+
+
+class RecordingLog:
+    """Delegates to a log, recording each poll as (timeout asked, messages handed), and
+    raising ``fail`` from the poll numbered ``fail_at`` (to see what the source reads ahead,
+    how long it waits, and where its errors go)."""
+
+    def __init__(self, inner: EventLog, fail_at: int = -1, fail: Exception | None = None) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.capabilities = inner.capabilities
+        self.polls: list[tuple[float, int]] = []
+        self.fail_at, self.fail = fail_at, fail
+
+    def poll(self, topic: str, group: str, **options: Any) -> list[Event]:
+        if len(self.polls) == self.fail_at and self.fail is not None:
+            raise self.fail
+        events = self.inner.poll(topic, group, **options)
+        self.polls.append((options["timeout_s"], len(events)))
+        return events
+
+    def polled(self) -> int:
+        return sum(count for _, count in self.polls)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_next_batch_is_read_ahead_but_never_more(open_log: OpenLog) -> None:
+    log = open_log()
+    topic, group = _topic(log)
+    log.append(topic, _json(*({"n": i} for i in range(50))))
+    recording = RecordingLog(log)
+    source = EventLogSource("test://ahead", recording, topic, group, max_wait_s=0.3)
+    batches = source.read(max_batch_rows=10)
+
+    first = next(batches)
+
+    _wait_for(lambda: recording.polled() >= 20)  # the second batch, read while we hold one
+    time.sleep(0.3)
+    assert recording.polled() == 20  # and no third
+    assert first.table is not None
+    assert first.table.column("n").to_pylist() == list(range(10))
+    rest = [batch.table.column("n").to_pylist() for batch in batches if batch.table is not None]
+    assert rest == [list(range(k, k + 10)) for k in range(10, 50, 10)]
+
+
+def test_a_batch_read_ahead_is_dropped_at_stop_and_read_again(open_log: OpenLog) -> None:
+    log = open_log()
+    topic, group = _topic(log)
+    log.append(topic, _json(*({"n": i} for i in range(20))))
+    recording = RecordingLog(log)
+    source = EventLogSource("test://stop", recording, topic, group, max_wait_s=0.3)
+    batches = source.read(follow=True, max_batch_rows=10)
+    first = next(batches)
+    first.acknowledge()
+    _wait_for(lambda: recording.polled() >= 20)
+
+    source.stop()
+
+    assert list(batches) == []  # the batch read ahead is not handed out after stop
+    source.close()
+    assert not [t for t in threading.enumerate() if t.name == "decisionloop-read-ahead"]
+    again = _table(_read_all(_source(open_log(), topic, group)))
+    assert again.column("n").to_pylist() == list(range(10, 20))
+
+
+def test_an_error_while_reading_ahead_reaches_the_consumer(open_log: OpenLog) -> None:
+    log = open_log()
+    topic, group = _topic(log)
+    log.append(topic, _json(*({"n": i} for i in range(30))))
+    failing = RecordingLog(log, fail_at=2, fail=Unavailable("the broker is gone"))
+    source = EventLogSource("test://fail", failing, topic, group, max_wait_s=0.3)
+    batches = source.read(max_batch_rows=10)
+
+    assert next(batches).table is not None
+    assert next(batches).table is not None
+    with pytest.raises(Unavailable, match="the broker is gone"):
+        next(batches)
+
+
+def test_closing_the_source_ends_the_reading_thread(open_log: OpenLog) -> None:
+    log = open_log()
+    topic, group = _topic(log)
+    log.append(topic, _json(*({"n": i} for i in range(30))))
+    source = _source(log, topic, group)
+    batches = source.read(follow=True, max_batch_rows=10)
+    next(batches)
+
+    source.close()  # while the helper reads the next batch, or waits for more
+
+    assert not [t for t in threading.enumerate() if t.name == "decisionloop-read-ahead"]
+    batches.close()
+
+
+def test_a_drain_ends_once_polls_waited_max_wait_in_all(open_log: OpenLog) -> None:
+    log = open_log()
+    topic, group = _topic(log)
+    log.append(topic, _json(*({"n": i} for i in range(25))))
+    recording = RecordingLog(log)
+    source = EventLogSource("test://quiet", recording, topic, group, max_wait_s=0.4)
+
+    sizes = [batch.table.num_rows for batch in source.read() if batch.table is not None]
+
+    assert sum(sizes) == 25
+    # the polls after the last message: the one that ended the batch and the one that ended
+    # the drain share max_wait_s (not max_wait_s each)
+    last = max(i for i, (_, count) in enumerate(recording.polls) if count)
+    trailing = recording.polls[last + 1 :]
+    assert all(count == 0 for _, count in trailing)
+    assert sum(timeout for timeout, _ in trailing) <= 0.4 + 0.05
 
 
 def test_unknown_topic_raises_not_found(open_log: OpenLog) -> None:

@@ -84,15 +84,15 @@ def _reference(
         listing = "[" + ", ".join(sql_text(p) for p in paths) + "]"
         relation = f"read_parquet({listing}, union_by_name=true, hive_partitioning=false)"
         stored = set(previous.columns)
-        with duckdb.connect() as con:
-            for name, spec in columns.items():
-                if (
-                    spec.outliers is None
-                    or name not in stored
-                    or spec.type not in ("integer", "number")
-                ):
-                    continue
-                bounds[name] = _robust_bounds(con, relation, name, spec)
+        learned = [
+            (name, spec)
+            for name, spec in columns.items()
+            if spec.outliers is not None and name in stored and spec.type in ("integer", "number")
+        ]
+        if learned:
+            with duckdb.connect() as con:
+                for name, spec in learned:
+                    bounds[name] = _robust_bounds(con, relation, name, spec)
         if mode == "append" and contract.key and all(k in stored for k in contract.key):
             stored_keys = f"SELECT {', '.join(quote(k) for k in contract.key)} FROM {relation}"
     consent_sql = None

@@ -15,9 +15,10 @@ import functools
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from decisionloop.backends.events.base import (
@@ -45,9 +46,16 @@ DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 _BATCH_OVERHEAD_BYTES = 64 * 1024
 _INSTALL_HINT = "pip install 'decisionloop[kafka]'"
 _LOGGER = logging.getLogger("decisionloop.kafka")
-_T = TypeVar("_T")
 #: the most messages confluent-kafka's consume() hands out per call
 _MAX_CONSUME = 1_000_000
+#: messages consumed (and converted) at once by a poll
+_CHUNK = 1000
+#: the longest a poll holds the consumer lock while waiting for a first message
+_WAIT_SLICE_S = 0.05
+#: how much a consumer fetches ahead of its caller (about one micro-batch of a stream source)
+_PREFETCH_KBYTES = 64 * 1024
+#: how soon a consumer whose prefetch queue was full fetches again
+_PREFETCH_BACKOFF_MS = 20
 
 
 def bootstrap_servers(url: str) -> str:
@@ -167,7 +175,10 @@ class KafkaEventLog:
                     "allow.auto.create.topics": False,
                     "fetch.wait.max.ms": 100,
                     # bound the prefetch: back-pressure is the caller not polling
-                    "queued.max.messages.kbytes": 16 * 1024,
+                    "queued.max.messages.kbytes": _PREFETCH_KBYTES,
+                    # once the caller has drained a full prefetch queue, fetch again soon (by
+                    # default a fetch waits a second after finding the queue full)
+                    "fetch.queue.backoff.ms": _PREFETCH_BACKOFF_MS,
                     "fetch.message.max.bytes": self.capabilities.max_event_bytes
                     + _BATCH_OVERHEAD_BYTES,
                 }
@@ -312,14 +323,35 @@ class KafkaEventLog:
     def poll(
         self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
     ) -> list[Event]:
-        return self._poll(topic, group, max_records, timeout_s, self._events)
+        events: list[Event] = []
+        self._poll(
+            topic,
+            group,
+            max_records,
+            timeout_s,
+            lambda chunk: events.extend(map(self._event, chunk)),
+        )
+        return events
 
     def poll_values(
         self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
     ) -> list[tuple[int, int, bytes]]:
         """``poll`` as ``(partition, offset, value)`` tuples, without building Event objects
         (for stream sources; same positions and semantics)."""
-        return self._poll(topic, group, max_records, timeout_s, self._values)
+        partitions, offsets, values = self.poll_columns(
+            topic, group, max_records=max_records, timeout_s=timeout_s
+        )
+        return list(zip(partitions, offsets, values, strict=True))
+
+    def poll_columns(
+        self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
+    ) -> tuple[list[int], list[int], list[bytes]]:
+        """``poll_values`` as three lists (partitions, offsets, values): no object per message
+        outlives the call, so a large poll leaves Python's cyclic garbage collector little to
+        traverse."""
+        columns: tuple[list[int], list[int], list[bytes]] = ([], [], [])
+        self._poll(topic, group, max_records, timeout_s, lambda chunk: _add_columns(columns, chunk))
+        return columns
 
     def _poll(
         self,
@@ -327,23 +359,54 @@ class KafkaEventLog:
         group: str,
         max_records: int,
         timeout_s: float,
-        convert: Callable[[list[Message]], list[_T]],
-    ) -> list[_T]:
+        take: Callable[[list[Message]], object],
+    ) -> None:
+        """Wait up to ``timeout_s`` for a first message, then hand ``take`` what is already
+        fetched, up to ``max_records`` in all, in chunks of at most :data:`_CHUNK` (each
+        consumed ``Message`` is tracked by the cyclic garbage collector: holding a whole
+        large poll at once would make it run full collections).
+
+        The wait is cut in slices of :data:`_WAIT_SLICE_S`, the consumer lock released in
+        between: a commit from another thread (a stream source reads ahead in one) waits for
+        a slice, not for the whole wait."""
         validate_group(group)
         validate_poll(max_records, timeout_s)
         count = self._partition_count(topic)
+        deadline = time.monotonic() + timeout_s
+        while not self._poll_slice(topic, group, count, max_records, deadline, take):
+            if time.monotonic() >= deadline:
+                return
+
+    def _poll_slice(
+        self,
+        topic: str,
+        group: str,
+        count: int,
+        max_records: int,
+        deadline: float,
+        take: Callable[[list[Message]], object],
+    ) -> bool:
+        """One slice of :meth:`_poll`'s wait; True once messages were handed to ``take``."""
         from confluent_kafka import KafkaException
 
         with self._consumer_lock:
             try:
                 consumer = self._assigned_consumer(topic, group, count)
-                first = consumer.poll(timeout_s)
-                messages = [] if first is None else [first]
-                if first is not None and max_records > 1:
-                    # what is already fetched, in one call, without waiting for more
-                    wanted = min(max_records - 1, _MAX_CONSUME)
-                    messages.extend(consumer.consume(num_messages=wanted, timeout=0))
-                return convert(messages)
+                wait = min(max(deadline - time.monotonic(), 0.0), _WAIT_SLICE_S)
+                first = consumer.poll(wait)
+                if first is None:
+                    return False
+                take([first])
+                # what is already fetched, without waiting for more
+                wanted = min(max_records - 1, _MAX_CONSUME)
+                while wanted > 0:
+                    asked = min(wanted, _CHUNK)
+                    chunk = consumer.consume(num_messages=asked, timeout=0)
+                    take(chunk)
+                    wanted -= len(chunk)
+                    if len(chunk) < asked:
+                        break
+                return True
             except KafkaException as exc:
                 # a consumer in an unknown state re-reads from the committed offsets
                 self._drop_consumer(topic, group)
@@ -366,20 +429,6 @@ class KafkaEventLog:
             )
             self._assigned.add((topic, group))
         return consumer
-
-    @classmethod
-    def _events(cls, messages: list[Message]) -> list[Event]:
-        return [cls._event(message) for message in messages]
-
-    @classmethod
-    def _values(cls, messages: list[Message]) -> list[tuple[int, int, bytes]]:
-        for message in messages:
-            if message.error() is not None:
-                cls._event(message)  # raises what poll raises
-        return [
-            (message.partition() or 0, message.offset() or 0, message.value() or b"")
-            for message in messages
-        ]
 
     @staticmethod
     def _event(message: Message) -> Event:
@@ -473,3 +522,28 @@ class KafkaEventLog:
 
     def __repr__(self) -> str:
         return f"KafkaEventLog({self.url!r})"
+
+
+def _add_columns(columns: tuple[list[int], list[int], list[bytes]], chunk: list[Message]) -> None:
+    """Append a chunk of messages' partitions, offsets and values (C-level maps, no Python
+    frame per message); a message with an error raises what ``poll`` raises."""
+    if not chunk:
+        return
+    from confluent_kafka import Message
+
+    if any(map(Message.error, chunk)):
+        for message in chunk:
+            KafkaEventLog._event(message)
+    partitions = list(map(Message.partition, chunk))
+    offsets = list(map(Message.offset, chunk))
+    values = list(map(Message.value, chunk))
+    if None in partitions or None in offsets or None in values:
+        # a message without a value (a tombstone) reads as empty, as in poll
+        columns[0].extend(partition or 0 for partition in partitions)
+        columns[1].extend(offset or 0 for offset in offsets)
+        columns[2].extend(value or b"" for value in values)
+        return
+    # no None in them: the lists hold what the annotations say
+    columns[0].extend(cast(list[int], partitions))
+    columns[1].extend(cast(list[int], offsets))
+    columns[2].extend(cast(list[bytes], values))

@@ -340,6 +340,17 @@ class LocalEventLog:
         building Event objects (for stream sources; same positions and semantics)."""
         return self._poll_rows(topic, group, max_records, timeout_s, _SELECT_VALUES)
 
+    def poll_columns(
+        self, topic: str, group: str, *, max_records: int = 1000, timeout_s: float = 1.0
+    ) -> tuple[list[int], list[int], list[bytes]]:
+        """``poll_values`` as three lists: partitions, offsets, values."""
+        rows = self._poll_rows(topic, group, max_records, timeout_s, _SELECT_VALUES)
+        return (
+            [row[0] for row in rows],
+            [row[1] for row in rows],
+            [bytes(row[2]) for row in rows],
+        )
+
     def _poll_rows(
         self, topic: str, group: str, max_records: int, timeout_s: float, query: str
     ) -> list[Any]:

@@ -17,7 +17,7 @@ from decisionloop.data.decoding.messages import Decoder, payload_text
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Columns", "arrow_column", "decoded_columns"]
+__all__ = ["Columns", "arrow_column", "as_text", "decoded_columns", "value_kind"]
 
 
 class Columns(NamedTuple):
@@ -49,7 +49,8 @@ def _kind_of(kind: type) -> str:
     return kind.__name__
 
 
-def _kind(value: object) -> str:
+def value_kind(value: object) -> str:
+    """A decoded value's kind: bool, int, float, string, nested, or its type's name."""
     return _KINDS.get(type(value)) or _kind_of(type(value))
 
 
@@ -61,7 +62,8 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _as_text(value: object) -> str | None:
+def as_text(value: object) -> str | None:
+    """A value in a text column: strings as they are, JSON for the rest (null stays null)."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool | int | float | dict | list | tuple):
@@ -96,7 +98,7 @@ def arrow_column(values: list[object]) -> pa.Array:
             return pa.array(values, target)
         except (pa.ArrowException, OverflowError):
             pass  # e.g. an integer beyond int64: keep it exactly, as text
-    return pa.array([_as_text(value) for value in values], pa.string())
+    return pa.array([as_text(value) for value in values], pa.string())
 
 
 def decoded_columns(values: Sequence[bytes], decode: Decoder) -> Columns:
