@@ -119,8 +119,11 @@ def column_checks(
     raw_is_text: bool,
     outlier_bounds: tuple[float, float] | None,
     source_type: str = "",
+    typed: str | None = None,
 ) -> list[Check]:
-    typed = typed_expression(raw, spec, raw_is_text, source_type)
+    """The column's row checks; ``typed`` names its typed value when the caller computed it
+    once (else each check converts the raw value itself)."""
+    typed = typed or typed_expression(raw, spec, raw_is_text, source_type)
     present = present_expression(raw, raw_is_text, spec)
     severity = spec.severity
     checks = []

@@ -134,11 +134,18 @@ class _Validation:
         self.started = started
         self.declared = columns or {name: ColumnSpec(type="string") for name in raw.names}
         self.present = [name for name in self.declared if name in raw.names]
-        self.typed = {
+        #: each column's typed value as an expression over the raw one, computed once per row
+        #: into column ``_dl_t<j>`` (see materialize) when it is not the raw column itself
+        self.conversions = {
             name: typed_expression(
                 quote(name), self.declared[name], self._text(name), raw.types.get(name, "")
             )
             for name in self.present
+        }
+        #: what checks, keys and the stored rows read: the typed value's column
+        self.typed = {
+            name: quote(name) if expression == quote(name) else f"_dl_t{j}"
+            for j, (name, expression) in enumerate(self.conversions.items())
         }
         self.checks: list[Check] = []
         for name in self.present:
@@ -149,6 +156,7 @@ class _Validation:
                 self._text(name),
                 reference.outlier_bounds.get(name),
                 raw.types.get(name, ""),
+                typed=self.typed[name],
             )
         self.key_ok = all(k in self.typed for k in contract.key)
         duplicate = key_check(contract, self.typed) if self.key_ok else None
@@ -226,13 +234,6 @@ class _Validation:
         carried += [POSITION] if self.batch.table is not None else []
         errors = [c.sql for c in self.checks if c.severity == "error" and not c.partition]
         flags = [f"coalesce({' OR '.join(errors) or 'FALSE'}, FALSE) AS _dl_bad"]
-        # typed values computed once, in the scan that checks them (DuckDB shares the common
-        # subexpressions), not again when the stored rows are written
-        flags += [
-            f"{self.typed[name]} AS _dl_t{j}"
-            for j, name in enumerate(self.present)
-            if self.typed[name] != quote(name)
-        ]
         for i, check in enumerate(self.checks):
             if check.partition:
                 flags += [f"FALSE AS {self._flag(i)}", f"({check.sql}) AS _dl_p{i}"]
@@ -242,8 +243,17 @@ class _Validation:
             f"FALSE AS _dl_s{i}" if deferred else f"coalesce({sql}, FALSE) AS _dl_s{i}"
             for i, (_, sql, deferred) in enumerate(self.skips)
         ]
+        # typed values are computed once, in an inner projection, and read by every check,
+        # the keys and the stored rows
+        converted = [
+            f"{self.conversions[n]} AS {self.typed[n]}"
+            for n in self.present
+            if self.typed[n] != quote(n)
+        ]
+        carried += [self.typed[n] for n in self.present if self.typed[n] != quote(n)]
+        source = f"(SELECT *, {', '.join(converted)} FROM raw)" if converted else "raw"
         self.con.execute(
-            f"CREATE TEMP TABLE checked AS SELECT {', '.join([*carried, *flags])} FROM raw"
+            f"CREATE TEMP TABLE checked AS SELECT {', '.join([*carried, *flags])} FROM {source}"
         )
         self.parse_failures: list[CheckResult] = []
         if self.batch.file is not None and self.batch.file.format == "csv":
@@ -273,6 +283,7 @@ class _Validation:
         carried += [quote(ERROR)] if self.raw.has_error else []
         carried += [quote(PAYLOAD)] if self.raw.has_payload else []
         carried += [POSITION] if self.batch.table is not None else []
+        carried += [self.typed[n] for n in self.present if self.typed[n] != quote(n)]
         flags = [
             self._flag(i)
             if self._kept_in_checked(check)
@@ -495,10 +506,7 @@ class _Validation:
 
     def _write_stored(self, workdir: Path) -> Path:
         keep = "NOT _dl_bad" + "".join(f" AND NOT _dl_s{i}" for i in range(len(self.skips)))
-        select = ", ".join(
-            f"{quote(n) if self.typed[n] == quote(n) else f'_dl_t{j}'} AS {quote(n)}"
-            for j, n in enumerate(self.present)
-        )
+        select = ", ".join(f"{self.typed[n]} AS {quote(n)}" for n in self.present)
         path = workdir / f"batch-{time.time_ns()}.parquet"
         self.con.execute(
             f"COPY (SELECT {select} FROM checked WHERE {keep}) "
