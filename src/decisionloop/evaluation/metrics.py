@@ -72,3 +72,32 @@ def metric_names(task: str = "classification") -> list[str]:
 
 def prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{name}": value for name, value in metrics.items()}
+
+
+#: metrics where a smaller value is better (gaps and champion differences are oriented by it)
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "ece"})
+
+#: calibration and ranking metrics the loop records on the test rows of a classifier
+TEST_ONLY_METRICS = (
+    "ece",
+    *(f"{kind}_at_{k}" for k in (5, 10, 20) for kind in ("lift", "gains")),
+)
+
+
+def calibration_and_ranking_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """ECE (10 uniform bins) and lift and gains at the top 5, 10 and 20% of rows by score."""
+    from decisionloop.evaluation.calibration import expected_calibration_error, lift_and_gains
+
+    return {"ece": expected_calibration_error(y_true, proba), **lift_and_gains(y_true, proba)}
+
+
+def gate_metric_names(task: str = "classification") -> list[str]:
+    """Every metric a gate may name: :func:`metric_names`, plus ``test_ece``,
+    ``test_lift_at_10``, ``test_gains_at_10``... for a classifier."""
+    extra = [] if task == "regression" else [f"test_{name}" for name in TEST_ONLY_METRICS]
+    return [*metric_names(task), *extra]
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` (bare or prefixed, e.g. ``test_rmse``) is better."""
+    return metric.removeprefix("test_").removeprefix("train_") in LOWER_IS_BETTER
