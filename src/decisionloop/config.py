@@ -152,19 +152,79 @@ class ModelSpec(_Section):
         return self
 
 
-class GateSpec(_Section):
-    """A metric threshold a version must meet; ``block`` gates stop promotion."""
+GateKind = Literal["threshold", "overfit", "champion", "calibration", "fairness", "drift", "custom"]
 
-    metric: str
+_FUNCTION = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+
+#: the keys each gate kind needs (one of them for `threshold` and `fairness`) and allows
+_GATE_KEYS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "threshold": (("metric",), frozenset({"metric", "min", "max"})),
+    "overfit": (("metric", "max_gap"), frozenset({"metric", "max_gap"})),
+    "champion": ((), frozenset({"metric", "margin", "resamples", "confidence"})),
+    "calibration": (("max_ece",), frozenset({"max_ece", "bins"})),
+    "fairness": (("column", "measure"), frozenset({"column", "measure", "min", "max"})),
+    "drift": (("max_share",), frozenset({"max_share"})),
+    "custom": (("function",), frozenset({"function"})),
+}
+
+
+class GateSpec(_Section):
+    """A check a version must pass; a failing ``block`` gate keeps it from ``@champion``.
+
+    ``kind`` (default ``threshold``, so older project files keep working) decides which keys
+    apply; see docs/evaluation.md#gates."""
+
+    kind: GateKind = "threshold"
+    metric: str | None = Field(
+        default=None, description="threshold/overfit/champion: the metric checked."
+    )
     min: float | None = None
     max: float | None = None
+    max_gap: float | None = Field(
+        default=None, description="overfit: the largest train - test gap allowed."
+    )
+    margin: float = Field(
+        default=0.0, ge=0.0, description="champion: how much worse than @champion is tolerated."
+    )
+    resamples: int = Field(
+        default=1000, ge=100, le=100_000, description="champion: bootstrap resamples."
+    )
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1.0, description="champion: the bootstrap interval's level."
+    )
+    max_ece: float | None = Field(
+        default=None, ge=0.0, description="calibration: the largest test ECE allowed."
+    )
+    bins: int = Field(default=10, ge=2, le=1000, description="calibration: uniform ECE bins.")
+    column: str | None = Field(default=None, description="fairness: the sensitive column.")
+    measure: str | None = Field(
+        default=None, description="fairness: the between-group measure, e.g. disparate_impact."
+    )
+    max_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="drift: the largest share of drifted columns."
+    )
+    function: str | None = Field(
+        default=None, description="custom: `module:function` in the project folder."
+    )
     severity: Literal["block", "warn"] = "block"
 
     @model_validator(mode="after")
-    def _one_bound(self) -> GateSpec:
+    def _keys_fit_kind(self) -> GateSpec:
         # a model validator: a field validator on `max` never runs when `max` is omitted
-        if self.min is None and self.max is None:
+        required, allowed = _GATE_KEYS[self.kind]
+        for key in required:
+            if getattr(self, key) is None:
+                raise ValueError(f"a {self.kind} gate needs `{key}`")
+        defaults = {"margin": 0.0, "resamples": 1000, "confidence": 0.95, "bins": 10}
+        for key in sorted(self.model_fields_set - allowed - {"kind", "severity"}):
+            if getattr(self, key) != defaults.get(key):
+                raise ValueError(f"`{key}` does not apply to a {self.kind} gate")
+        if self.kind in ("threshold", "fairness") and self.min is None and self.max is None:
             raise ValueError("a gate needs `min` or `max`")
+        if self.function is not None and not _FUNCTION.match(self.function):
+            raise ValueError("`function` must be `module:function`, e.g. `checks:no_region_gap`")
         return self
 
 

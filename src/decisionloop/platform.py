@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from decisionloop.config import Settings, load_settings
+from decisionloop.errors import GateFailed
 from decisionloop.refs import ModelRef
 
 if TYPE_CHECKING:
@@ -145,7 +146,26 @@ class Platform:
         return self.metadata.models.get_version(ref.name, ref.version)
 
     def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> None:
+        """Point ``name@alias`` at a version. ``champion`` is refused (:class:`GateFailed`,
+        HTTP 409) for a version whose gate report has a blocking failure: there is no override.
+        """
+        if alias == "champion":
+            target = self.metadata.models.get_version(name, version)
+            report = target.gate_report or {}
+            if not target.gate_passed or report.get("passed") is False:
+                reasons = report.get("blocking_failures") or ["it failed a blocking gate"]
+                raise GateFailed(
+                    f"{name}/{version} can never be @champion: " + "; ".join(reasons),
+                    hint=f"see `decisionloop gates show {name}/{version}`; train a version "
+                    "that passes the gates in decisionloop.yaml",
+                )
         self.metadata.models.set_alias(name, alias, version, actor=self.actor, reason=reason)
+
+    def gate_report(self, ref: ModelRef | str) -> tuple[ModelVersion, dict[str, Any]]:
+        """A version and the gate report stored with it (``passed``, ``blocking_failures``
+        and one entry per gate under ``results``; see docs/evaluation.md#gates)."""
+        version = self.get_version(ref)
+        return version, dict(version.gate_report or {})
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
         """Every move of ``name@alias`` (or of all the model's aliases), oldest first."""

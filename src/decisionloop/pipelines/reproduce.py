@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from decisionloop.config import ColumnSpec, DataSpec
 from decisionloop.errors import Invalid
 
 if TYPE_CHECKING:
@@ -125,7 +126,6 @@ def reproduce_run(
     """Retrain the finished run ``run_id`` as it was recorded, as a new run tagged
     ``reproduction_of=<run_id>`` (no version is registered), and compare the metrics."""
     from decisionloop.backends.metadata.environment import capture_environment
-    from decisionloop.config import ColumnSpec, DataSpec
     from decisionloop.pipelines.loop import (
         Prepared,
         code_version,
@@ -141,23 +141,13 @@ def reproduce_run(
     recorded = original.params
     model_spec = _model_spec(recorded)
     trainer_params = {k: v for k, v in recorded.items() if k not in RECORDED_INPUTS | _COMMON}
-    columns = {
-        name: ColumnSpec.model_validate(column) for name, column in recorded["columns"].items()
-    }
-    data_spec = DataSpec(
-        source=f"snapshot:{original.snapshot_id}",
-        target=recorded["target"],
-        positive=recorded.get("positive"),
-        entity=recorded.get("entity"),
-        timestamp=recorded.get("timestamp"),
-        exclude=list(recorded.get("exclude") or []),
-        columns=columns,
-    )
+    assert original.snapshot_id is not None
+    data_spec = recorded_data_spec(original.snapshot_id, recorded)
     settings = platform.settings.model_copy(update={"data": data_spec, "model": model_spec})
 
     assert original.snapshot_id is not None
     progress("validate", f"reading snapshot {original.snapshot_id[:12]} of run {run_id[:12]}")
-    prepared = Prepared(columns=columns)
+    prepared = Prepared(columns=dict(data_spec.columns))
     prepare_rows(settings, platform.data.read_snapshot(original.snapshot_id), prepared)
     split_matches = prepared.split.describe() == recorded["split"]
     features = feature_columns(data_spec, prepared.columns)
@@ -264,3 +254,20 @@ def _model_spec(recorded: Mapping[str, Any]) -> ModelSpec:
             hint="the run was recorded by another version of DecisionLoop",
         ) from exc
     return spec
+
+
+def recorded_data_spec(snapshot_id: str, recorded: Mapping[str, Any]) -> DataSpec:
+    """The data section a run trained with, rebuilt from its recorded params: its snapshot,
+    target, positive class, entity, timestamp, exclusions and column contract."""
+    columns = {
+        name: ColumnSpec.model_validate(column) for name, column in recorded["columns"].items()
+    }
+    return DataSpec(
+        source=f"snapshot:{snapshot_id}",
+        target=recorded["target"],
+        positive=recorded.get("positive"),
+        entity=recorded.get("entity"),
+        timestamp=recorded.get("timestamp"),
+        exclude=list(recorded.get("exclude") or []),
+        columns=columns,
+    )
