@@ -60,8 +60,9 @@ def local_files(store: ArtifactStore, snapshot: Snapshot, cache: Path) -> list[s
     for entry in entries:
         key, sha256 = str(entry["key"]), str(entry["sha256"])
         if isinstance(store, LocalArtifactStore):
-            store.get(key, sha256=sha256)  # verifies; raises IntegrityError on tampering
-            paths.append(str(store.root.joinpath(*key.split("/"))))
+            path = store.root.joinpath(*key.split("/"))
+            _verify_local(path, key, sha256)
+            paths.append(str(path))
             continue
         target = cache / f"{sha256}.parquet"
         if not target.exists():
@@ -69,6 +70,34 @@ def local_files(store: ArtifactStore, snapshot: Snapshot, cache: Path) -> list[s
             store.download(key, target, sha256=sha256)
         paths.append(str(target))
     return paths
+
+
+#: local batch files verified in this process, by identity: (path, inode, size, mtime) ->
+#: sha256. A stream appends a file per batch and reads the snapshot's files again for every
+#: batch; hashing them all each time grew with the data set (hundreds of MB per batch at
+#: 10M rows). A file changed since it was verified has another size or mtime and is hashed
+#: again.
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}
+
+
+def _verify_local(path: Path, key: str, sha256: str) -> None:
+    from decisionloop.backends.artifacts.base import sha256_file
+    from decisionloop.errors import IntegrityError, NotFound
+
+    try:
+        stat = path.stat()
+    except FileNotFoundError as exc:
+        raise NotFound(f"no artifact {key!r}: {path} is missing") from exc
+    identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if _VERIFIED.get(identity) == sha256:
+        return
+    actual, _ = sha256_file(path)
+    if actual != sha256:
+        raise IntegrityError(
+            f"artifact {key!r} does not match its recorded sha256 (tampered or corrupted)",
+            hint="restore the file from a backup; never use data that fails its hash",
+        )
+    _VERIFIED[identity] = sha256
 
 
 def read_snapshot(store: ArtifactStore, snapshot: Snapshot, cache: Path) -> pa.Table:
