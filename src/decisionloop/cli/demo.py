@@ -116,6 +116,14 @@ def run_demo(folder: Path | None) -> None:
         answer = _serve_once(platform, {"instances": instances})
         out.print(f"4. [bold]serve[/]     {answer.pop('url')} answered:")
         out.print_json(data=answer)
+
+        from decisionloop.cards import build_card, render_card
+
+        card_path = folder / "churn-model-card.html"
+        card_path.write_text(
+            render_card(build_card(platform, "churn@champion"), "html"), encoding="utf-8"
+        )
+        out.print(f"5. [bold]card[/]      the model card (the chapter's churn card): {card_path}")
     aliases = ", ".join("@" + a for a in result.aliases) or "none"
     out.rule("what happened")
     out.print(
@@ -124,6 +132,7 @@ def run_demo(folder: Path | None) -> None:
         f"gates {'passed' if result.promoted else 'failed'}, aliases: {aliases}\n"
         f"- every step is in the audit log of {folder / '.decisionloop' / 'metadata.db'}\n"
         f"- try: decisionloop models show churn -p {folder}\n"
+        f"       decisionloop card churn@champion -p {folder}\n"
         f"       decisionloop serve -p {folder}"
     )
     err.print(f"project folder: {folder}")
