@@ -8,6 +8,7 @@ scores with ``predict_proba`` (classification: the positive class's probability)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
 from decisionloop.errors import Invalid
@@ -60,6 +61,33 @@ class Trainer(Protocol):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self: ...
+
+
+@dataclass
+class BoostingTrainer:
+    """What the boosting trainers (xgboost, lightgbm) share: their recorded parameters, the
+    fitted booster, the early-stopping iteration and the validation curve."""
+
+    #: the library's defaults as DecisionLoop sets them, under the trainer's own param names
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 42
+    task: Task = "classification"
+    class_weight: ClassWeight = "none"
+    booster: Any = None
+    best_iteration: int | None = None
+    #: validation metric per boosting round, when fitted with a validation split
+    curve: dict[str, list[float]] = field(default_factory=dict)
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            **self.defaults,
+            **self.params,
+            "seed": self.seed,
+            "task": self.task,
+            "class_weight": self.class_weight,
+        }
 
 
 def learning_curve(trainer: object) -> dict[str, list[float]]:

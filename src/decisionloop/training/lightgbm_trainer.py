@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from decisionloop.errors import IntegrityError
 from decisionloop.training.base import (
-    ClassWeight,
+    BoostingTrainer,
     Task,
     check_params,
     check_task,
@@ -59,29 +59,12 @@ _UNSAFE = re.compile(r'[\s",:\[\]{}\\]')
 
 
 @dataclass
-class LightGBMTrainer:
+class LightGBMTrainer(BoostingTrainer):
     """Estimator-style trainer over ``lightgbm.train``; deterministic for a seed."""
 
     flavor: ClassVar[str] = "lightgbm"
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "regression")
-
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 42
-    task: Task = "classification"
-    class_weight: ClassWeight = "none"
-    booster: Any = None
-    best_iteration: int | None = None
-    #: validation metric per boosting round, when fitted with a validation split
-    curve: dict[str, list[float]] = field(default_factory=dict)
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            **DEFAULT_PARAMS,
-            **self.params,
-            "seed": self.seed,
-            "task": self.task,
-            "class_weight": self.class_weight,
-        }
+    defaults: ClassVar[dict[str, Any]] = DEFAULT_PARAMS
 
     def fit(
         self,

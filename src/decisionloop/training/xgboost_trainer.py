@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from decisionloop.errors import IntegrityError
 from decisionloop.training.base import (
-    ClassWeight,
+    BoostingTrainer,
     Task,
     check_params,
     check_task,
@@ -51,29 +51,12 @@ _OBJECTIVES: dict[Task, tuple[str, str]] = {
 
 
 @dataclass
-class XGBoostTrainer:
+class XGBoostTrainer(BoostingTrainer):
     """Estimator-style trainer: ``fit`` then score; ``params`` are recorded as given."""
 
     flavor: ClassVar[str] = "xgboost"
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "regression")
-
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int = 42
-    task: Task = "classification"
-    class_weight: ClassWeight = "none"
-    booster: Any = None
-    best_iteration: int | None = None
-    #: validation metric per boosting round, when fitted with a validation split
-    curve: dict[str, list[float]] = field(default_factory=dict)
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            **DEFAULT_PARAMS,
-            **self.params,
-            "seed": self.seed,
-            "task": self.task,
-            "class_weight": self.class_weight,
-        }
+    defaults: ClassVar[dict[str, Any]] = DEFAULT_PARAMS
 
     def fit(
         self,
