@@ -157,6 +157,8 @@ def test_debug_shows_the_traceback(project: Path) -> None:
         (["--target", "nope", "--data", "{data}"], "nope"),
         (["--target", "status", "--data", "{data}", "--positive", "maybe"], "maybe"),
         (["--target", "status", "--data", "{single}"], "only one class"),
+        (["--target", "status", "--data", "{data}", "--task", "bogus"], "is not a task"),
+        (["--target", "status", "--data", "{data}", "--task", "regression"], "not numeric"),
     ],
 )
 def test_init_refuses_bad_input_without_writing(
@@ -184,3 +186,23 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     result = cli("models", "show", "ghost", "-p", str(tmp_path), check=False)
     assert result.returncode == 2
     assert "ghost" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["card", "ghost@champion"], "ghost"),
+        (["card", "loans@champion", "--format", "pdf"], "not a card format"),
+        (["gates", "show", "loans/99"], "no version 99"),
+        (["models", "search", "--metric", "auc=>1"], "not a metric filter"),
+        (["runs", "reproduce", "nope"], "matches 0 runs"),
+    ],
+)
+def test_new_commands_refuse_bad_input_in_one_line(
+    trained_project: Path, args: list[str], expected: str
+) -> None:
+    result = cli(*args, "-p", str(trained_project), check=False)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
