@@ -468,10 +468,7 @@ def drift_report(
         dataset_drift=share >= drift_share,
         rows_reference=profile.rows,
         rows_current=rows_current,
-        approximate=any(
-            isinstance(profile.columns[name], NumericProfile) and not profile.columns[name].exact  # type: ignore[union-attr]
-            for name in names
-        ),
+        approximate=any(_approximate(profile.columns[name]) for name in names),
     )
 
 
@@ -580,3 +577,8 @@ __all__ = [
     "psi",
     "wasserstein",
 ]
+
+
+def _approximate(column: object) -> bool:
+    """Whether a column's statistics come from a sketch rather than every value."""
+    return isinstance(column, NumericProfile) and not column.exact

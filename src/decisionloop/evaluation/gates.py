@@ -212,7 +212,7 @@ def load_gate_function(
             key=key,
             hint=f"fix {resolved.relative_to(root)}",
         ) from exc
-    function = getattr(module, attribute, None)
+    function: Callable[[GateContext], Any] | None = getattr(module, attribute, None)
     if not callable(function):
         raise InvalidConfig(
             f"{relative}.py has no function {attribute!r}",
@@ -220,7 +220,7 @@ def load_gate_function(
             key=key,
             hint=f"define `def {attribute}(context): return passed, message` in it",
         )
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 # -- evaluating --------------------------------------------------------------------------------
