@@ -21,8 +21,8 @@ from decisionloop.cards import (
     render_markdown,
     save_evaluation,
 )
+from decisionloop.cards.considerations import metric_label, retrain_conditions
 from decisionloop.cards.evaluation import ARTIFACT_TAG, SHA256_TAG, recompute_evaluation
-from decisionloop.cards.model_card import metric_label, retrain_conditions
 from decisionloop.errors import IntegrityError, Invalid
 from decisionloop.platform import Platform
 from tests.datasets import loan_defaults, write
