@@ -206,3 +206,16 @@ def test_new_commands_refuse_bad_input_in_one_line(
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["card", "predict"])
+def test_an_unwritable_output_path_is_bad_input(trained_project: Path, command: str) -> None:
+    under_a_file = trained_project / "decisionloop.yaml" / "out.csv"
+    # the project is named after its folder, "base"
+    args = ["card", "base/1"] if command == "card" else ["predict", "base/1"]
+    if command == "predict":
+        args += ["-i", str(trained_project / "data" / "loans.csv")]
+    result = cli(*args, "-o", str(under_a_file), "-p", str(trained_project), check=False)
+    assert result.returncode == 2, result.stderr
+    assert "cannot write" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -50,7 +50,7 @@ def card(
 ) -> None:
     """Print or write the model card of a registered version."""
     from decisionloop.cards import build_card, render_card
-    from decisionloop.cli.output import err
+    from decisionloop.cli.output import err, writing
     from decisionloop.platform import Platform
 
     if card_format not in ("md", "html", "json"):
@@ -61,6 +61,6 @@ def card(
     if output is None:
         sys.stdout.write(text)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    with writing(output):
+        output.write_text(text, encoding="utf-8")
     err.print(f"wrote the card of {built.model_details.version_id} to {output}")

@@ -239,7 +239,7 @@ def predict(
 ) -> None:
     """Score a file in batch; writes the input columns plus probability and label
     (classification) or value (regression)."""
-    from decisionloop.cli.output import err
+    from decisionloop.cli.output import err, writing
     from decisionloop.config import request_lean_imports
     from decisionloop.data.sources import read_table
 
@@ -253,12 +253,14 @@ def predict(
         scored = frame.assign(probability=result.probabilities, label=result.labels)
     if output is None:
         scored.to_csv(sys.stdout, index=False)
-    elif output.suffix.lower() == ".json":
-        scored.to_json(output, orient="records", indent=1)
-    elif output.suffix.lower() == ".csv":
-        scored.to_csv(output, index=False)
-    else:
+    elif output.suffix.lower() not in (".csv", ".json"):
         raise Invalid(f"unsupported output type {output.suffix!r}", hint="use .csv or .json")
+    else:
+        with writing(output):
+            if output.suffix.lower() == ".json":
+                scored.to_json(output, orient="records", indent=1)
+            else:
+                scored.to_csv(output, index=False)
     err.print(f"scored {len(scored)} rows with {result.model_name}/{result.version}")
 
 

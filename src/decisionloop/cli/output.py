@@ -13,12 +13,31 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from decisionloop.backends.metadata.records import ModelVersion, RegisteredModel
     from decisionloop.pipelines.loop import LoopResult
     from decisionloop.platform import ProgressCallback
 
 out = Console()
 err = Console(stderr=True)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Write an output file the user named: its folder is created, and a path that cannot be
+    written (a file where a folder should be, no permission) is bad input, not a crash."""
+    from decisionloop.errors import Invalid
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield path
+    except OSError as exc:
+        raise Invalid(
+            f"cannot write {path}: {exc.strerror or exc}",
+            hint="choose an output path in a folder you can write to",
+        ) from exc
+
 
 LOOP_STEPS = ("ingest", "validate", "snapshot", "train", "evaluate", "gate", "register", "promote")
 
