@@ -415,7 +415,7 @@ def test_a_throttled_shard_backs_off_and_is_read(
     _put(kinesis, stream, 0, *_json({"n": 1}, {"n": 2}))
     source = open_kinesis(f"kinesis://{stream}", max_wait_s=1.0)
     throttling = _Throttling(source.client, refusals=3)
-    source._client = throttling  # type: ignore[assignment]
+    source._client = throttling  # type: ignore[assignment]  # a wrapper that refuses reads
 
     batches = list(source.read())
 

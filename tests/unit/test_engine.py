@@ -545,7 +545,7 @@ def test_missing_declared_column_quarantines_a_stream_batch_row_by_row(tmp_path:
     [("warn", "warn", "warn"), ("error", "fail", "error"), ("ignore", "pass", None)],
 )
 def test_extra_columns(tmp_path: Path, mode: str, verdict: str, severity: str | None) -> None:
-    contract = ContractSpec(extra_columns=mode)  # type: ignore[arg-type]
+    contract = ContractSpec(extra_columns=mode)  # type: ignore[arg-type]  # parametrized str
     batch = csv_file(tmp_path, "a,zz,yy\n1,q,r\n2,s,t\n")
     outcome = validate(batch, {"a": C(type="integer")}, tmp_path, contract)
 
