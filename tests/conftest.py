@@ -88,6 +88,25 @@ def s3_env() -> dict[str, str]:
     return _env_file(env_path)
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis URL (DECISIONLOOP_TEST_REDIS_URL or the local server's database 15), pinged."""
+    url = os.environ.get("DECISIONLOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        import redis
+    except ImportError:
+        unavailable("redis is not installed (pip install 'decisionloop[redis]')")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        unavailable(f"Redis not reachable at {url}: {exc}")
+    return url
+
+
 @pytest.fixture
 def make_project() -> Callable[..., Path]:
     """Return a factory writing a decisionloop.yaml into a temporary folder."""

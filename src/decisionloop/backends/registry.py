@@ -1,6 +1,7 @@
 """Choose a backend by URL scheme. Built-in backends register through entry points too, so a
-third-party package adds a scheme by declaring ``decisionloop.metadata_stores`` or
-``decisionloop.artifact_stores`` entry points to a ``factory(url, settings)`` callable.
+third-party package adds a scheme by declaring ``decisionloop.metadata_stores``,
+``decisionloop.artifact_stores`` or ``decisionloop.online_stores`` entry points to a
+``factory(url, settings)`` callable.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from decisionloop.errors import Invalid
 if TYPE_CHECKING:
     from decisionloop.backends.artifacts.base import ArtifactStore
     from decisionloop.backends.metadata.base import MetadataStore
+    from decisionloop.backends.online.base import OnlineStore
     from decisionloop.config import Settings
 
 METADATA_GROUP = "decisionloop.metadata_stores"
 ARTIFACT_GROUP = "decisionloop.artifact_stores"
+ONLINE_GROUP = "decisionloop.online_stores"
 
 
 def sql_metadata(url: str, settings: Settings) -> MetadataStore:
@@ -45,9 +48,24 @@ def s3_artifacts(url: str, settings: Settings) -> ArtifactStore:
     )
 
 
+def sqlite_online(url: str, settings: Settings) -> OnlineStore:
+    """The online store in a SQLite file (``sqlite:///path/online.db``)."""
+    from decisionloop.backends.online.sqlite import SqliteOnlineStore
+
+    return SqliteOnlineStore(url)
+
+
+def redis_online(url: str, settings: Settings) -> OnlineStore:
+    """The online store in Redis (``redis://host:6379/0``, ``rediss://...``)."""
+    from decisionloop.backends.online.redis import RedisOnlineStore
+
+    return RedisOnlineStore(url)
+
+
 _BUILTIN: dict[str, dict[str, Callable[..., Any]]] = {
     METADATA_GROUP: {"sqlite": sql_metadata, "postgresql": sql_metadata, "postgres": sql_metadata},
     ARTIFACT_GROUP: {"file": local_artifacts, "s3": s3_artifacts},
+    ONLINE_GROUP: {"sqlite": sqlite_online, "redis": redis_online, "rediss": redis_online},
 }
 
 
@@ -83,4 +101,10 @@ def open_metadata_store(url: str, settings: Settings) -> MetadataStore:
 
 def open_artifact_store(url: str, settings: Settings) -> ArtifactStore:
     store: ArtifactStore = _factory(ARTIFACT_GROUP, url, "artifact store")(url, settings)
+    return store
+
+
+def open_online_store(url: str, settings: Settings) -> OnlineStore:
+    """The online feature store named by ``url`` (``sqlite:///...``, ``redis://...``)."""
+    store: OnlineStore = _factory(ONLINE_GROUP, url, "online store")(url, settings)
     return store
