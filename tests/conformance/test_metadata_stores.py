@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from decisionloop.backends.metadata.base import MetadataStore
-from decisionloop.backends.metadata.records import Run, RunStatus
+from decisionloop.backends.metadata.feature_repository import SqlFeatures
+from decisionloop.backends.metadata.records import (
+    FeatureDefinition,
+    FeatureKind,
+    Materialization,
+    Run,
+    RunStatus,
+)
 from decisionloop.backends.metadata.repositories import SqlModels, SqlRuns
 from decisionloop.backends.metadata.sql import SqlMetadataStore
 from decisionloop.errors import Conflict
@@ -16,6 +23,8 @@ from decisionloop.testing.metadata_conformance import (
     METADATA_STORE_CHECKS,
     MetadataStoreCheck,
     check_champion_requires_passed_gate,
+    check_feature_history_keeps_every_version,
+    check_last_materialization_per_view_and_version,
     check_metadata_store,
     check_run_finish_twice_conflicts,
 )
@@ -101,11 +110,46 @@ class _LenientStore(SqlMetadataStore):
         return _LenientRuns(self)
 
 
+class _ForgetfulFeatures(SqlFeatures):
+    """Keeps one history entry per version (A -> B -> A shows two): the suite must notice."""
+
+    def definition_history(self, kind: FeatureKind, name: str) -> list[FeatureDefinition]:
+        by_version = {d.version: d for d in super().definition_history(kind, name)}
+        return list(by_version.values())
+
+
+class _VersionBlindFeatures(SqlFeatures):
+    """Answers ``last_materialization`` for the view whatever version is asked for."""
+
+    def last_materialization(
+        self, view: str, *, view_version: str | None = None
+    ) -> Materialization | None:
+        return super().last_materialization(view)
+
+
+class _ForgetfulStore(SqlMetadataStore):
+    @property
+    def features(self) -> SqlFeatures:
+        return _ForgetfulFeatures(self)
+
+
+class _VersionBlindStore(SqlMetadataStore):
+    @property
+    def features(self) -> SqlFeatures:
+        return _VersionBlindFeatures(self)
+
+
 @pytest.mark.parametrize(
     ("broken", "check", "message"),
     [
         (_NoGateStore, check_champion_requires_passed_gate, "did not raise GateFailed"),
         (_LenientStore, check_run_finish_twice_conflicts, "did not raise Conflict"),
+        (_ForgetfulStore, check_feature_history_keeps_every_version, "after A -> B -> A"),
+        (
+            _VersionBlindStore,
+            check_last_materialization_per_view_and_version,
+            "last of v1",
+        ),
     ],
 )
 def test_checks_can_fail(
@@ -205,7 +249,7 @@ def test_migration_from_0003_keeps_registry_and_runs(empty_url: str) -> None:
     store = SqlMetadataStore(empty_url)
     store.migrate()
     try:
-        assert store.current_revision() == HEAD_REVISION == "0004"
+        assert store.current_revision() == HEAD_REVISION
         run = store.runs.get("r1")
         assert (run.params, run.metrics, run.parent_run_id, run.environment) == (
             {"eta": 0.1},
@@ -253,3 +297,82 @@ def test_migration_from_0003_keeps_registry_and_runs(empty_url: str) -> None:
         ]
     finally:
         store.close()
+
+
+# -- the 0004 -> 0005 migration adds the feature repository, and downgrades -------------------
+
+
+def _migrate_to(url: str, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from decisionloop.backends.metadata.sql import MIGRATIONS
+
+    store = SqlMetadataStore(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        store.close()
+
+
+def test_migration_from_0004_adds_features_and_downgrades(empty_url: str) -> None:
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from decisionloop.backends.metadata.records import (
+        NewFeatureDefinition,
+        NewMaterialization,
+        NewModelVersion,
+    )
+
+    feature_tables = {"feature_names", "feature_definitions", "feature_materializations"}
+    _migrate_to(empty_url, "0004")
+    old = SqlMetadataStore(empty_url)
+    try:
+        assert old.current_revision() == "0004"
+        old.models.register(
+            NewModelVersion("churn", "k", "a" * 64, {}, {}, {}, True, {}), actor="t"
+        )
+        with old.read() as conn:
+            assert not feature_tables & set(sa.inspect(conn).get_table_names())
+    finally:
+        old.close()
+
+    store = SqlMetadataStore(empty_url)
+    store.migrate()
+    try:
+        assert store.current_revision() == "0005"
+        assert store.models.get_version("churn", 1).artifact_key == "k"
+        view = NewFeatureDefinition("feature_view", "churn_stats", "v1", {"ttl": 30})
+        applied = store.features.apply([view], actor="t")
+        assert [d.version for d in applied.added] == ["v1"]
+        end = datetime(2026, 1, 1, tzinfo=UTC)
+        store.features.record_materialization(
+            NewMaterialization("churn_stats", "v1", "full", None, end, end, 3, 3, "x", end),
+            actor="t",
+        )
+        assert store.features.last_materialization("churn_stats") is not None
+    finally:
+        store.close()
+
+    _migrate_to(empty_url, "0004", down=True)
+    down = SqlMetadataStore(empty_url)
+    try:
+        assert down.current_revision() == "0004"
+        with down.read() as conn:
+            assert not feature_tables & set(sa.inspect(conn).get_table_names())
+        assert down.models.get_version("churn", 1).artifact_key == "k"
+    finally:
+        down.close()
+    again = SqlMetadataStore(empty_url)
+    again.migrate()
+    try:
+        assert again.features.list_definitions() == []
+        assert again.features.apply([view], actor="t").added[0].version == "v1"
+    finally:
+        again.close()

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,23 @@ try:
                 actor=f"pid-{os.getpid()}",
             )
         print(json.dumps({"done": count}), flush=True)
+    elif mode == "features":
+        from decisionloop.backends.metadata.records import NewFeatureDefinition as Definition
+        count = int(args[0])
+        store.audit.count()  # connect before the start line
+        wait_for_go()
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        for n in range(count):
+            got = store.features.apply(
+                [
+                    Definition("entity", "customer", "e1", {"join_keys": ["id"]}),
+                    Definition("feature_view", "stats", f"v{n % 3}", {"n": n % 3}),
+                ],
+                actor=f"pid-{os.getpid()}",
+            )
+            for kind in counts:
+                counts[kind] += len(getattr(got, kind))
+        print(json.dumps(counts), flush=True)
     elif mode == "migrate":
         wait_for_go()
         store.migrate()
@@ -275,6 +293,27 @@ def test_concurrent_dedupe_and_replace(store: SqlMetadataStore, url: str, tmp_pa
     assert active == {f"{ENVIRONMENT}-{n:04d}": 1 for n in range(rounds)}, "double active"
     audited = Counter(e.details["id"] for e in events if e.action == "deployment.create")
     assert audited == {d.id: 1 for d in deployments}
+
+
+def test_concurrent_feature_apply(store: SqlMetadataStore, url: str, tmp_path: Path) -> None:
+    """Processes applying the same definitions at once: one entity entry, and a view history
+    whose every entry is a real change, audited once."""
+    store.migrate()
+    go_file = tmp_path / "go"
+    racers, rounds = 4, 30
+    workers = [_spawn("features", url, go_file, rounds) for _ in range(racers)]
+    _start_together(workers, go_file)
+    results = _finish(workers)
+    assert sum(sum(r.values()) for r in results) == racers * rounds * 2
+
+    assert [d.version for d in store.features.definition_history("entity", "customer")] == ["e1"]
+    history = [d.version for d in store.features.definition_history("feature_view", "stats")]
+    assert all(a != b for a, b in pairwise(history)), history
+    assert store.features.get_definition("feature_view", "stats").version == history[-1]
+    assert sum(r["added"] for r in results) == 2  # the entity and the view, once each
+    assert sum(r["changed"] for r in results) == len(history) - 1
+    applies = Counter(e.resource for e in store.audit.list(limit=100_000))
+    assert applies == {"entity:customer": 1, "feature_view:stats": len(history)}
 
 
 def _plain_version(key: str = "k") -> NewModelVersion:

@@ -15,10 +15,16 @@ from decisionloop.backends.metadata.records import (
     AuditEvent,
     Batch,
     Deployment,
+    FeatureApplyResult,
+    FeatureDefinition,
+    FeatureKind,
     JsonDict,
+    Materialization,
     MetricPoint,
     ModelVersion,
     NewBatch,
+    NewFeatureDefinition,
+    NewMaterialization,
     NewModelVersion,
     NewQuarantine,
     NewSnapshot,
@@ -258,9 +264,63 @@ class IngestionRepository(Protocol):
         ...
 
 
+class FeatureRepository(Protocol):
+    """Feature store definitions, every version ever applied, and feature view
+    materializations."""
+
+    def apply(
+        self,
+        definitions: Sequence[NewFeatureDefinition],
+        *,
+        remove: Sequence[tuple[FeatureKind, str]] = (),
+        actor: str,
+    ) -> FeatureApplyResult:
+        """Record the definitions in one transaction: a (kind, name) whose current version equals
+        the given one is unchanged; a new (kind, name) is added; another version becomes current
+        (the old one stays in history); every (kind, name) in ``remove`` is marked removed. A
+        removed definition applied again is added again. Audited per change as ``feature.apply``
+        / ``feature.remove`` on resource ``<kind>:<name>`` with the version. Removing a name never
+        applied raises NotFound; removing a removed one changes nothing."""
+        ...
+
+    def list_definitions(
+        self, kind: FeatureKind | None = None, *, include_removed: bool = False
+    ) -> list[FeatureDefinition]:
+        """The current version of each (kind, name), sorted by kind then name."""
+        ...
+
+    def get_definition(
+        self, kind: FeatureKind, name: str, version: str | None = None
+    ) -> FeatureDefinition:
+        """The current version, or the newest entry of ``version`` (removed or not); NotFound
+        for an unknown name or version, and without ``version`` for a removed definition."""
+        ...
+
+    def definition_history(self, kind: FeatureKind, name: str) -> list[FeatureDefinition]:
+        """Every version ever applied, oldest first (A, B, A again: three entries)."""
+        ...
+
+    def record_materialization(self, new: NewMaterialization, *, actor: str) -> Materialization:
+        """Record a materialization, audited as ``feature.materialize`` on
+        ``feature_view:<view>``; its times must be timezone-aware (Invalid otherwise)."""
+        ...
+
+    def last_materialization(
+        self, view: str, *, view_version: str | None = None
+    ) -> Materialization | None:
+        """The newest materialization of ``view`` (optionally of one of its versions)."""
+        ...
+
+    def list_materializations(
+        self, view: str | None = None, limit: int = 100
+    ) -> list[Materialization]:
+        """Materializations (of one view), newest first."""
+        ...
+
+
 @runtime_checkable
 class MetadataStore(Protocol):
-    """Datasets, runs, models, deployments and the audit trail, behind one URL."""
+    """Datasets, runs, models, deployments, features and the audit trail, behind one URL."""
 
     url: str
 
@@ -287,6 +347,9 @@ class MetadataStore(Protocol):
 
     @property
     def ingestion(self) -> IngestionRepository: ...
+
+    @property
+    def features(self) -> FeatureRepository: ...
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe from several processes)."""

@@ -10,6 +10,16 @@ RunStatus = Literal["running", "finished", "failed"]
 #: a model version's lifecycle stage; the allowed moves are in ``lifecycle.TRANSITIONS``
 VersionStatus = Literal["candidate", "staging", "production", "archived"]
 JsonDict = dict[str, Any]
+#: what a feature store definition is
+FeatureKind = Literal["entity", "feature_view", "on_demand_feature_view", "feature_service"]
+FEATURE_KINDS: tuple[FeatureKind, ...] = (
+    "entity",
+    "feature_view",
+    "on_demand_feature_view",
+    "feature_service",
+)
+#: a full materialization rewrites the window; an incremental one continues after the watermark
+MaterializationMode = Literal["full", "incremental"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,3 +280,76 @@ class AuditEvent:
     action: str
     resource: str
     details: JsonDict
+
+
+@dataclass(frozen=True, slots=True)
+class NewFeatureDefinition:
+    """A feature store definition about to be applied; ``version`` hashes its ``spec``."""
+
+    kind: FeatureKind
+    name: str
+    version: str
+    spec: JsonDict
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDefinition:
+    """One applied version of a definition (``removed_at`` set once a later apply removed it)."""
+
+    kind: FeatureKind
+    name: str
+    version: str
+    spec: JsonDict
+    applied_at: datetime
+    applied_by: str
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureApplyResult:
+    """What one apply did, each list sorted by kind then name (``changed``: the new versions)."""
+
+    added: list[FeatureDefinition]
+    changed: list[FeatureDefinition]
+    unchanged: list[FeatureDefinition]
+    removed: list[FeatureDefinition]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMaterialization:
+    """A finished materialization of a feature view's event-time window ``(start, end]``;
+    ``view_version`` is whatever version of the view the caller keys materializations by."""
+
+    view: str
+    view_version: str
+    mode: MaterializationMode
+    start: datetime | None
+    end: datetime
+    #: the newest event time written so far for this view: the next incremental run starts here
+    watermark: datetime | None
+    rows_read: int
+    rows_written: int
+    store_url: str
+    started_at: datetime
+    #: the data set snapshot the rows were read from, when they came from one
+    snapshot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Materialization:
+    """A recorded materialization of a feature view into a store, with who recorded it when."""
+
+    id: int
+    view: str
+    view_version: str
+    mode: MaterializationMode
+    start: datetime | None
+    end: datetime
+    watermark: datetime | None
+    rows_read: int
+    rows_written: int
+    store_url: str
+    started_at: datetime
+    finished_at: datetime
+    actor: str
+    snapshot_id: str | None = None

@@ -241,6 +241,52 @@ stream_checkpoints = sa.Table(
     sa.PrimaryKeyConstraint("source", "partition", name="pk_stream_checkpoints"),
 )
 
+#: a feature store definition's identity; its row is locked while an apply decides its version
+feature_names = sa.Table(
+    "feature_names",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+#: every version of a definition ever applied; the newest row per (kind, name) is the current one
+feature_definitions = sa.Table(
+    "feature_definitions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("applied_at", Timestamp, nullable=False),
+    sa.Column("applied_by", sa.String(100), nullable=False),
+    sa.Column("removed_at", Timestamp, nullable=True),
+    sa.ForeignKeyConstraint(["kind", "name"], ["feature_names.kind", "feature_names.name"]),
+    sa.Index("ix_feature_definitions_kind_name_id", "kind", "name", "id"),
+)
+
+#: every materialization of a feature view: its event-time window and the watermark after it
+feature_materializations = sa.Table(
+    "feature_materializations",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("view", sa.String(200), nullable=False),
+    sa.Column("view_version", sa.String(128), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("window_start", Timestamp, nullable=True),
+    sa.Column("window_end", Timestamp, nullable=False),
+    sa.Column("watermark", Timestamp, nullable=True),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_written", sa.BigInteger, nullable=False),
+    sa.Column("store_url", sa.Text, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("snapshot_id", sa.String(32), nullable=True),
+    sa.Index("ix_feature_materializations_view_id", "view", "id"),
+)
+
 audit_events = sa.Table(
     "audit_events",
     metadata,

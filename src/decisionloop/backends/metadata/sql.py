@@ -13,11 +13,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from decisionloop.backends.metadata import repositories as repos
+from decisionloop.backends.metadata.feature_repository import SqlFeatures
 from decisionloop.backends.metadata.ingestion_repository import SqlIngestion
 from decisionloop.errors import Conflict, Invalid, Unavailable
 
 #: the newest migration; checked without loading Alembic when the schema is current
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_420_113_001
 
@@ -66,6 +67,10 @@ class SqlMetadataStore:
     @property
     def ingestion(self) -> SqlIngestion:
         return SqlIngestion(self)
+
+    @property
+    def features(self) -> SqlFeatures:
+        return SqlFeatures(self)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:

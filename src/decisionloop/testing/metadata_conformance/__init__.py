@@ -62,6 +62,16 @@ from decisionloop.testing.metadata_conformance.datasets import (
 from decisionloop.testing.metadata_conformance.deployments import (
     check_deployments_replace_previous_active,
 )
+from decisionloop.testing.metadata_conformance.features import (
+    check_feature_apply_classifies_changes,
+    check_feature_get_definition_not_found,
+    check_feature_history_keeps_every_version,
+    check_feature_list_filters_and_sort,
+    check_feature_remove_and_reapply,
+    check_last_materialization_per_view_and_version,
+    check_list_materializations_order_and_limit,
+    check_materialization_round_trip,
+)
 from decisionloop.testing.metadata_conformance.lifecycle import (
     check_alias_at_answers_for_any_time,
     check_alias_history_records_every_move,
@@ -121,6 +131,14 @@ METADATA_STORE_CHECKS: list[MetadataStoreCheck] = [
     check_every_write_is_audited_once,
     check_checkpoints_set_get,
     check_checkpoints_write_is_all_or_nothing,
+    check_feature_apply_classifies_changes,
+    check_feature_history_keeps_every_version,
+    check_feature_remove_and_reapply,
+    check_feature_list_filters_and_sort,
+    check_feature_get_definition_not_found,
+    check_materialization_round_trip,
+    check_last_materialization_per_view_and_version,
+    check_list_materializations_order_and_limit,
 ]
 
 
@@ -145,9 +163,17 @@ __all__ = [
     "check_delete_alias",
     "check_deployments_replace_previous_active",
     "check_every_write_is_audited_once",
+    "check_feature_apply_classifies_changes",
+    "check_feature_get_definition_not_found",
+    "check_feature_history_keeps_every_version",
+    "check_feature_list_filters_and_sort",
+    "check_feature_remove_and_reapply",
     "check_get_version_and_alias",
     "check_implements_protocol",
+    "check_last_materialization_per_view_and_version",
+    "check_list_materializations_order_and_limit",
     "check_list_models",
+    "check_materialization_round_trip",
     "check_metadata_store",
     "check_migrate_is_idempotent",
     "check_model_version_round_trip",
