@@ -25,12 +25,21 @@ if TYPE_CHECKING:
         Unauthenticated,
         Unavailable,
     )
+    from decisionloop.features.definitions import (
+        Entity,
+        FeatureService,
+        FeatureView,
+        OnDemandFeatureView,
+    )
     from decisionloop.platform import Platform
     from decisionloop.refs import ModelRef
 
 _EXPORTS = {
     "Conflict": "decisionloop.errors",
     "DecisionLoopError": "decisionloop.errors",
+    "Entity": "decisionloop.features.definitions",
+    "FeatureService": "decisionloop.features.definitions",
+    "FeatureView": "decisionloop.features.definitions",
     "Forbidden": "decisionloop.errors",
     "GateFailed": "decisionloop.errors",
     "IntegrityError": "decisionloop.errors",
@@ -38,6 +47,7 @@ _EXPORTS = {
     "InvalidConfig": "decisionloop.errors",
     "ModelRef": "decisionloop.refs",
     "NotFound": "decisionloop.errors",
+    "OnDemandFeatureView": "decisionloop.features.definitions",
     "Platform": "decisionloop.platform",
     "Settings": "decisionloop.config",
     "TooLarge": "decisionloop.errors",
@@ -49,6 +59,9 @@ _EXPORTS = {
 __all__ = [
     "Conflict",
     "DecisionLoopError",
+    "Entity",
+    "FeatureService",
+    "FeatureView",
     "Forbidden",
     "GateFailed",
     "IntegrityError",
@@ -56,6 +69,7 @@ __all__ = [
     "InvalidConfig",
     "ModelRef",
     "NotFound",
+    "OnDemandFeatureView",
     "Platform",
     "Settings",
     "TooLarge",

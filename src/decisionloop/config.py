@@ -57,6 +57,40 @@ class DataSpec(_Section):
     )
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     contract: ContractSpec = Field(default_factory=ContractSpec)
+    features: str | None = Field(
+        default=None,
+        description="A feature service: training joins its features to these rows point in "
+        "time (by `entity` and `timestamp`) and serving looks them up by entity id.",
+    )
+
+
+class DatasetSpec(_Section):
+    """Another ingested data set (e.g. a feature view's source): where it comes from and its
+    contract. Ingest it with `decisionloop data ingest --dataset NAME`."""
+
+    source: str = Field(description="Path (relative to the project folder) or URL of the data.")
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    contract: ContractSpec = Field(default_factory=ContractSpec)
+
+
+class FeaturesSpec(_Section):
+    """Feature store definitions (see docs/features.md); each section maps a name to its
+    definition, checked when the feature store is used."""
+
+    module: str | None = Field(
+        default=None,
+        description="A Python file in the project folder whose `definitions` list adds more.",
+    )
+    entities: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    views: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    on_demand: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    log_sample_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of online lookups logged for `decisionloop features check-skew`.",
+    )
 
 
 TrainerName = Literal[
@@ -233,6 +267,14 @@ class StorageSettings(_Section):
 
     metadata_url: str = f"sqlite:///{STATE_DIR}/metadata.db"
     artifacts_url: str = f"file://{STATE_DIR}/artifacts"
+    online_url: str = Field(
+        default=f"sqlite:///{STATE_DIR}/online.db",
+        description="The online feature store: sqlite:///FILE or redis://HOST:PORT/DB.",
+    )
+    event_log_url: str = Field(
+        default=f"eventlog://{STATE_DIR}/events.db",
+        description="The event log (feature log today): eventlog://FILE or kafka://HOST:PORT.",
+    )
 
 
 class ServingSettings(_Section):
@@ -287,6 +329,10 @@ class Settings(BaseSettings):
     name: str = Field(default="model", description="The model's registered name.")
     description: str = ""
     data: DataSpec | None = None
+    datasets: dict[str, DatasetSpec] = Field(
+        default_factory=dict, description="More data sets, by name (e.g. feature sources)."
+    )
+    features: FeaturesSpec = Field(default_factory=FeaturesSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     gates: list[GateSpec] = Field(default_factory=list)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -301,6 +347,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with a letter and hold only letters, digits, '_', '.', '-'"
             )
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _valid_dataset_names(cls, value: dict[str, DatasetSpec]) -> dict[str, DatasetSpec]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(
+                    f"data set name {name!r} must start with a letter and hold only letters, "
+                    "digits, '_', '.', '-'"
+                )
         return value
 
     @classmethod
@@ -326,6 +383,29 @@ class Settings(BaseSettings):
     def artifacts_url(self) -> str:
         return resolve_url(self.storage.artifacts_url, self.project_dir)
 
+    @property
+    def online_url(self) -> str:
+        return resolve_url(self.storage.online_url, self.project_dir)
+
+    @property
+    def event_log_url(self) -> str:
+        return resolve_url(self.storage.event_log_url, self.project_dir)
+
+    def dataset_spec(self, dataset: str) -> DataSpec | DatasetSpec:
+        """The declaration of a data set: the project's own (named like the project) or one
+        under ``datasets``."""
+        if dataset in self.datasets:
+            return self.datasets[dataset]
+        if dataset == self.name and self.data is not None:
+            return self.data
+        known = sorted({*self.datasets, *([self.name] if self.data is not None else [])})
+        raise InvalidConfig(
+            f"no data set {dataset!r} is declared",
+            file=str(self.project_dir / PROJECT_FILE),
+            key=f"datasets.{dataset}",
+            hint=f"declare it under `datasets:` (declared: {', '.join(known) or 'none'})",
+        )
+
     def data_source(self) -> str:
         if self.data is None:
             raise InvalidConfig(
@@ -339,7 +419,7 @@ class Settings(BaseSettings):
 
 def resolve_url(url: str, base: Path) -> str:
     """Make ``sqlite:///rel``, ``file://rel`` and bare relative paths absolute against ``base``."""
-    for prefix in ("sqlite:///", "file://"):
+    for prefix in ("sqlite:///", "file://", "eventlog://"):
         if url.startswith(prefix):
             path = url[len(prefix) :]
             if not path.startswith("/") and path != ":memory:":

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
         StatusChange,
     )
     from decisionloop.data.service import DataService
+    from decisionloop.features.online import OnlineFeatures
+    from decisionloop.features.store import FeatureStore
     from decisionloop.pipelines.loop import LoopResult
     from decisionloop.pipelines.reproduce import Reproduction
     from decisionloop.registry.bundle import ModelBundle
@@ -83,6 +85,8 @@ class Platform:
         self._metadata: MetadataStore | None = None
         self._artifacts: ArtifactStore | None = None
         self._data: DataService | None = None
+        self._datasets: dict[str, DataService] = {}
+        self._features: FeatureStore | None = None
         self._models: dict[tuple[str, int, str], ModelBundle] = {}
         self._lock = threading.Lock()
 
@@ -109,6 +113,27 @@ class Platform:
 
             self._data = DataService(self)
         return self._data
+
+    def dataset(self, name: str | None = None) -> DataService:
+        """The data verbs of one data set: the project's own (default) or one declared under
+        ``datasets``."""
+        if name is None or name == self.settings.name:
+            return self.data
+        if name not in self._datasets:
+            from decisionloop.data.service import DataService
+
+            self.settings.dataset_spec(name)  # an undeclared data set is refused here
+            self._datasets[name] = DataService(self, name)
+        return self._datasets[name]
+
+    @property
+    def features(self) -> FeatureStore:
+        """The feature store: definitions, training sets, materialization, online features."""
+        if self._features is None:
+            from decisionloop.features.store import FeatureStore
+
+            self._features = FeatureStore(self)
+        return self._features
 
     @property
     def artifacts(self) -> ArtifactStore:
@@ -280,6 +305,42 @@ class Platform:
                 self._models[key] = bundle
         return version, bundle
 
+    def predict_entities(
+        self, ref: ModelRef | str, entity_rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[Predictions, OnlineFeatures]:
+        """Score entities by id: their features come from the online store through the
+        feature service the model was trained on (request fields ride along in the rows)."""
+        from decisionloop.errors import Invalid
+
+        version, bundle = self.load_model(ref)
+        if bundle.features is None:
+            raise Invalid(
+                f"{version.model_name}/{version.version} was not trained on a feature service, "
+                "so it cannot look features up by entity id",
+                hint='send its input columns instead: {"instances": [{...}]}',
+            )
+        online = self.features.get_online_features(bundle.features["service"], entity_rows)
+        unknown = online.unknown_entities()
+        if unknown:
+            from decisionloop.errors import NotFound
+
+            shown = ", ".join(map(str, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+            raise NotFound(
+                f"no features for {len(unknown)} of {len(entity_rows)} entities ({shown}): "
+                "never materialized, or older than their feature view's TTL",
+                hint="check the ids, run `decisionloop features materialize`, or send the "
+                "input columns themselves",
+            )
+        missing = [name for name in bundle.preprocessor.input_columns if name not in online.columns]
+        if missing:
+            raise Invalid(
+                f"feature service {bundle.features['service']!r} no longer provides "
+                f"{', '.join(missing[:5])}, which {version.model_name}/{version.version} needs",
+                hint="restore those features in the service, or retrain the model",
+            )
+        pinned = ModelRef(version.model_name, version=version.version)
+        return self.predict(pinned, online.to_frame()), online
+
     def predict(self, ref: ModelRef | str, frame: pd.DataFrame) -> Predictions:
         """Score raw rows with the referenced version (default alias ``champion``)."""
         from decisionloop.errors import Invalid
@@ -308,6 +369,9 @@ class Platform:
         )
 
     def close(self) -> None:
+        if self._features is not None:
+            self._features.close()
+            self._features = None
         if self._metadata is not None:
             self._metadata.close()
             self._metadata = None

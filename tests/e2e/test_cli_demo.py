@@ -23,8 +23,12 @@ def test_the_demo_runs_the_loop_and_writes_the_model_card(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    # the ingestion's validation report, with the planted bad records quarantined
-    assert "7047 in = 7043 stored + 4 quarantined + 0 skipped" in out
+    # the customers' validation report, with the planted bad records quarantined (7,043
+    # current profiles, older and newer ones of the synthetic history, 4 bad records)
+    assert "10178 in = 10174 stored + 4 quarantined + 0 skipped" in out
+    # scored by id: the features come from the online store through the feature service
+    assert "their features looked up online by id" in out
+    assert '"customer_id": "C' in out
     assert "gates passed, aliases: @champion" in out
     assert '"predictions"' in out
     card = (folder / "churn-model-card.html").read_text(encoding="utf-8")

@@ -143,7 +143,10 @@ def recompute_evaluation(platform: Platform, version: ModelVersion) -> Evaluatio
     )
     settings = platform.settings.model_copy(update={"data": data_spec, "model": model_spec})
     prepared = Prepared(columns=dict(data_spec.columns))
-    prepare_rows(settings, platform.data.read_snapshot(run.snapshot_id), prepared)
+    from decisionloop.pipelines.training_data import training_table
+
+    table = training_table(platform, run.snapshot_id, run.feature_versions)
+    prepare_rows(settings, table, prepared)
     if prepared.split.describe() != recorded["split"]:
         return None
     test_frame = prepared.frame.iloc[prepared.split.test_index]

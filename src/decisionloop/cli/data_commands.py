@@ -81,6 +81,12 @@ def ingest(
     batch_rows: Annotated[
         int, typer.Option("--batch-rows", min=1, help="Most rows per batch of a stream or query.")
     ] = 100_000,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", "-d", help="A data set declared under `datasets` (default: the project's)."
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Ingest a source: validate, store good rows, quarantine bad ones, record a snapshot."""
@@ -89,7 +95,7 @@ def ingest(
     if mode not in (None, "replace", "append"):
         raise Invalid(f"unknown mode {mode!r}", hint="use replace or append")
     with _platform(folder) as platform:
-        service = platform.data
+        service = platform.dataset(dataset)
         previous = signal.signal(signal.SIGINT, lambda *_: service.stop()) if follow else None
 
         def show(result: Ingested) -> None:
@@ -192,11 +198,16 @@ def _batch_dict(batch: Any) -> dict[str, Any]:
 
 @data_app.command("snapshots")
 def data_snapshots(
-    project: ProjectOption = None, json: JsonOption = False, limit: int = 20
+    project: ProjectOption = None,
+    json: JsonOption = False,
+    limit: int = 20,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="A data set under `datasets`.")
+    ] = None,
 ) -> None:
     """List the data set's snapshots (versions), newest first."""
     with _platform(project) as platform:
-        snapshots = platform.data.snapshots(limit=limit)
+        snapshots = platform.dataset(dataset).snapshots(limit=limit)
     if json:
         print_json(
             [

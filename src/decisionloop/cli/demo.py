@@ -61,59 +61,69 @@ def run_demo(folder: Path | None) -> None:
     project_file = create_telco_project(folder, force=True, broken_records=True)
     out.print(
         f"1. [bold]init[/]      wrote {project_file}\n"
-        "              (profiled columns, target churn=Yes, gate test_auc >= 0.80)"
+        "              (profiled columns, target churn=Yes, gate test_auc >= 0.80;\n"
+        "              customer features through the feature store: the customer_profile\n"
+        "              view, a derived charges_per_tenure_month, the churn_model service)"
     )
 
     with Platform.open(folder) as platform:
         out.print(
-            "2. [bold]run[/]       the loop: ingest -> validate -> train -> evaluate -> gate"
-            " -> register -> promote"
+            "2. [bold]run[/]       the loop: ingest -> validate -> features (point in time)"
+            " -> train -> evaluate -> gate -> register -> promote"
         )
         with loop_progress() as progress:
             result = platform.run(progress)
         out.print(loop_summary(result))
-        batches = platform.metadata.ingestion.list_batches(platform.settings.name, limit=1)
+        dataset = "customers" if "customers" in platform.settings.datasets else None
+        dataset = dataset or platform.settings.name
+        batches = platform.metadata.ingestion.list_batches(dataset, limit=1)
         if batches:
             out.print(
-                "   validation report of the ingested file (bad records are quarantined, not lost):"
+                f"   validation report of the {dataset} file "
+                "(bad records are quarantined, not lost):"
             )
             out.print(report_table(BatchReport.from_dict(batches[0].report)))
-            for entry in platform.metadata.ingestion.list_quarantine(
-                platform.settings.name, limit=5
-            ):
+            for entry in platform.metadata.ingestion.list_quarantine(dataset, limit=5):
                 out.print(
                     f"   quarantined #{entry.id} {entry.position}: {'; '.join(entry.reasons)}"
                 )
 
-        customers = platform.data.read_snapshot().to_pandas().sample(8, random_state=7)
-        scored = platform.predict("churn@champion", customers)
-        table = Table(title=f"3. predict: 8 customers scored by churn/{scored.version}")
+        labels = platform.data.read_snapshot().to_pandas().sample(8, random_state=7)
+        rows = [{"customer_id": str(c)} for c in labels["customer_id"]]
+        scored, online = platform.predict_entities("churn@champion", rows)
+        table = Table(
+            title=f"3. predict: 8 customers scored by churn/{scored.version}, "
+            "their features looked up online by id"
+        )
         for column in (
             "customer",
             "tenure",
             "contract",
             "monthly $",
+            "$/month of tenure",
             "P(churn)",
             "label",
             "actual",
         ):
             table.add_column(column)
-        for (_, row), p, label in zip(
-            customers.iterrows(), scored.probabilities, scored.labels, strict=True
+        features = online.records()
+        for (_, row), found, p, label in zip(
+            labels.iterrows(), features, scored.probabilities, scored.labels, strict=True
         ):
+            per_month = found.get("charges_per_tenure_month")
             table.add_row(
                 str(row["customer_id"]),
-                str(row["tenure"]),
-                str(row["contract"]),
-                f"{row['monthly_charges']:.2f}",
+                str(found["tenure"]),
+                str(found["contract"]),
+                f"{found['monthly_charges']:.2f}",
+                "" if per_month is None else f"{per_month:.2f}",
                 f"{p:.3f}",
                 label,
                 str(row["churn"]),
             )
         out.print(table)
 
-        instances = customers.drop(columns=["churn"]).head(2).to_dict(orient="records")
-        answer = _serve_once(platform, {"instances": instances})
+        answer = _serve_once(platform, {"entity_ids": [r["customer_id"] for r in rows[:2]]})
         out.print(f"4. [bold]serve[/]     {answer.pop('url')} answered:")
         out.print_json(data=answer)
 
@@ -133,6 +143,8 @@ def run_demo(folder: Path | None) -> None:
         f"- every step is in the audit log of {folder / '.decisionloop' / 'metadata.db'}\n"
         f"- try: decisionloop models show churn -p {folder}\n"
         f"       decisionloop card churn@champion -p {folder}\n"
+        f"       decisionloop features get churn_model C00001 -p {folder}\n"
+        f"       decisionloop features check-skew churn_model -p {folder}\n"
         f"       decisionloop serve -p {folder}"
     )
     err.print(f"project folder: {folder}")

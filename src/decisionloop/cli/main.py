@@ -11,6 +11,7 @@ import typer
 from decisionloop.cli.card_commands import card
 from decisionloop.cli.data_commands import data_app, ingest
 from decisionloop.cli.export_commands import export_app
+from decisionloop.cli.features_commands import features_app
 from decisionloop.cli.gates_commands import gates_app
 from decisionloop.cli.registry_commands import register_model_commands
 from decisionloop.cli.runs_commands import runs_app
@@ -34,6 +35,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(runs_app, name="runs")
 app.add_typer(export_app, name="export")
 app.add_typer(gates_app, name="gates")
+app.add_typer(features_app, name="features")
 register_model_commands(models_app)
 app.command()(ingest)
 app.command("card")(card)

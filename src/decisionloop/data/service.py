@@ -26,21 +26,24 @@ if TYPE_CHECKING:
 class DataService:
     """Ingestion and its records for one project's data set."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, dataset: str | None = None) -> None:
         self.platform = platform
-        self.dataset = platform.settings.name
+        self.dataset = dataset or platform.settings.name
         self._stop = threading.Event()
         self._source: Source | None = None
 
     def source_url(self, source: str | None) -> str:
-        if source is not None:
-            from decisionloop.config import resolve_url
+        from decisionloop.config import resolve_url
 
+        if source is not None:
             return (
                 resolve_url(source, self.platform.settings.project_dir)
                 if "://" not in source
                 else source
             )
+        if self.dataset != self.platform.settings.name or self.platform.settings.data is None:
+            spec = self.platform.settings.dataset_spec(self.dataset)
+            return resolve_url(spec.source, self.platform.settings.project_dir)
         return self.platform.settings.data_source()
 
     def open(self, url: str, *, query: str | None = None) -> Source:
@@ -108,9 +111,13 @@ class DataService:
             self._source.stop()
 
     def _contract(self) -> tuple[dict[str, ColumnSpec], ContractSpec]:
-        spec = self.platform.settings.data
+        settings = self.platform.settings
+        if self.dataset in settings.datasets or self.dataset != settings.name:
+            declared = settings.dataset_spec(self.dataset)
+            return dict(declared.columns), declared.contract
+        spec = settings.data
         if spec is None:
-            self.platform.settings.data_source()  # raises the helpful error
+            settings.data_source()  # raises the helpful error
         assert spec is not None
         return dict(spec.columns), spec.contract
 

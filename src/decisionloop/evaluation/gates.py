@@ -8,9 +8,6 @@ Kinds: ``threshold`` (a metric within bounds), ``overfit`` (the train - test gap
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,51 +172,15 @@ def load_gate_function(
     """Load ``module:function`` from a ``.py`` file (or package) inside the project folder
     only: nothing is looked up on ``sys.path``, and a file resolving outside the folder (via a
     symlink) is refused."""
-    module_name, _, attribute = spec.partition(":")
-    root = project_dir.resolve()
-    base = root.joinpath(*module_name.split("."))
-    relative = "/".join(module_name.split("."))
-    path = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
-    if path is None:
-        raise InvalidConfig(
-            f"custom gate module {module_name!r} not found: no {relative}.py in {root}",
-            file=PROJECT_FILE,
-            key=key,
-            hint=f"create {relative}.py in the project folder with a function {attribute}(context)",
-        )
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root):
-        raise InvalidConfig(
-            f"custom gate module {module_name!r} resolves outside the project folder",
-            file=PROJECT_FILE,
-            key=key,
-            hint="keep gate code inside the project folder (not a symlink to elsewhere)",
-        )
-    unique = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
-    name = f"_decisionloop_gates_{unique}_{module_name.replace('.', '_')}"
-    loader_spec = importlib.util.spec_from_file_location(name, resolved)
-    if loader_spec is None or loader_spec.loader is None:  # pragma: no cover - .py files load
-        raise InvalidConfig(f"cannot load {resolved}", file=PROJECT_FILE, key=key)
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[name] = module  # dataclasses and pickling-free typing need the module listed
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        raise InvalidConfig(
-            f"custom gate module {module_name!r} failed to import: {exc}",
-            file=PROJECT_FILE,
-            key=key,
-            hint=f"fix {resolved.relative_to(root)}",
-        ) from exc
-    function: Callable[[GateContext], Any] | None = getattr(module, attribute, None)
-    if not callable(function):
-        raise InvalidConfig(
-            f"{relative}.py has no function {attribute!r}",
-            file=PROJECT_FILE,
-            key=key,
-            hint=f"define `def {attribute}(context): return passed, message` in it",
-        )
+    from decisionloop.project_code import load_function
+
+    function: Callable[[GateContext], Any] = load_function(
+        spec,
+        project_dir,
+        key=key,
+        what="custom gate",
+        usage=f"def {spec.partition(':')[2]}(context): return passed, message",
+    )
     return function
 
 

@@ -69,7 +69,9 @@ def drift_reference(platform: Platform, prepared: Prepared) -> tuple[str, Any]:
         and current is not None
         and run.snapshot_id != current.id
     ):
-        table = platform.data.read_snapshot(run.snapshot_id)
+        from decisionloop.pipelines.training_data import training_table
+
+        table = training_table(platform, run.snapshot_id, run.feature_versions)
         return f"@champion's training snapshot {run.snapshot_id[:12]}", table.to_pandas()
     train_frame = prepared.frame.iloc[prepared.split.train_index]
     return "the training rows (test rows compared)", train_frame

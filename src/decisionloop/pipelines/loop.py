@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from decisionloop.backends.metadata.records import MetricPoint, NewModelVersion
-from decisionloop.config import ColumnSpec, ColumnType, DataSpec, ModelSpec
+from decisionloop.config import PROJECT_FILE, ColumnSpec, ColumnType, DataSpec, ModelSpec
 from decisionloop.errors import DecisionLoopError, Invalid, InvalidConfig
 from decisionloop.evaluation.metrics import prefixed
 from decisionloop.pipelines.assess import assess
@@ -133,6 +133,7 @@ def run_loop(platform: Platform, progress: ProgressCallback, *, tune: bool = Tru
         code_version=code_version(settings.project_dir),
         actor=platform.actor,
         environment=capture_environment(settings.project_dir),
+        feature_versions=prepared.feature_lineage,
     )
     summary: dict[str, Any] | None = None
     try:
@@ -285,6 +286,7 @@ def _register(
         threshold=settings.model.threshold,
         positive_label=prepared.positive,
         negative_label=prepared.negative,
+        features=_bundle_features(prepared),
     )
     stored = bundle.save(platform.artifacts)
     # the saved model must score exactly as evaluated: reload and compare
@@ -307,6 +309,19 @@ def _register(
         ),
         actor=platform.actor,
     )
+
+
+def _bundle_features(prepared: Prepared) -> dict[str, Any] | None:
+    """What serving needs to look a model's features up by entity id."""
+    lineage = prepared.feature_lineage
+    if not lineage or not lineage.get("service"):
+        return None
+    join_keys = list(dict.fromkeys(view["join_key"] for view in lineage["views"].values()))
+    return {
+        "service": lineage["service"]["name"],
+        "version": lineage["service"]["version"],
+        "join_keys": join_keys,
+    }
 
 
 def _metrics(part: str, y: Any, scores: Any, task: str, threshold: float) -> dict[str, float]:
@@ -347,6 +362,36 @@ class Prepared:
     split: Any = None
     columns: dict[str, ColumnSpec] = field(default_factory=dict)
     snapshot: Any = None
+    #: the training set's feature lineage (definitions and source snapshots), with a service
+    feature_lineage: dict[str, Any] | None = None
+
+
+def _refresh_features(platform: Platform, service: str, progress: ProgressCallback) -> Any:
+    """Ingest the feature views' declared sources (unchanged files are skipped), apply the
+    definitions, and return the resolved service."""
+    features = platform.features
+    plan = features.repo.service(service)
+    settings = platform.settings
+    for source in dict.fromkeys(view.source for view, _ in plan.views):
+        if source == settings.name or source not in settings.datasets:
+            continue
+        for result in platform.dataset(source).ingest(strict=True):
+            progress("features", f"data set {source}: {result.report.summary()}")
+    changes = features.apply().pending
+    if changes:
+        progress(
+            "features",
+            "applied "
+            + ", ".join(f"{c.action} {c.kind.replace('_', ' ')} {c.name}" for c in changes),
+        )
+    online = [view.name for view, _ in plan.views if view.online]
+    for view in features.materialize(online) if online else []:
+        progress(
+            "features",
+            f"materialized {view.view} ({view.mode}): {view.rows_written} of "
+            f"{view.entities} entities written to the online store",
+        )
+    return plan
 
 
 def _ingest_training_data(
@@ -382,9 +427,24 @@ def _ingest_training_data(
         columns = dict(spec.columns) or profile_columns(read_table(batch.file.local_path))
         target_type: ColumnType = "number" if settings.model.task == "regression" else "string"
         columns.setdefault(spec.target, ColumnSpec(type=target_type, nullable=False))
-        prepared = Prepared(columns=columns)
+        service = None
+        training_columns = columns
+        if spec.features is not None:
+            service = _refresh_features(platform, spec.features, progress)
+            training_columns = _with_feature_columns(columns, spec, service)
+        prepared = Prepared(columns=training_columns)
 
         def inspect(table: Any) -> None:
+            if service is not None:
+                training = platform.features.get_historical_features(
+                    table, service=service.name, timestamp=str(spec.timestamp)
+                )
+                prepared.feature_lineage = training.feature_versions
+                table = training.table
+                progress(
+                    "features",
+                    f"joined {len(service.outputs)} features of {service.name} point in time",
+                )
             prepare_rows(settings, table, prepared)
 
         reused = _snapshot_of(platform, batch.origin)
@@ -411,6 +471,28 @@ def _ingest_training_data(
         return prepared
     finally:
         opened.close()
+
+
+def _with_feature_columns(
+    columns: dict[str, ColumnSpec], spec: DataSpec, service: Any
+) -> dict[str, ColumnSpec]:
+    """The training columns with a feature service: the label data's key, time and target,
+    then the service's features (the label data's other columns are not model inputs)."""
+    if spec.entity is None or spec.timestamp is None:
+        raise InvalidConfig(
+            "a feature service needs `data.entity` and `data.timestamp`",
+            file=PROJECT_FILE,
+            key="data.features",
+            hint="name the label rows' entity key and the time each label was observed",
+        )
+    kept = {
+        name: column
+        for name, column in columns.items()
+        if name in (spec.entity, spec.timestamp, spec.target)
+    }
+    for name, dtype in service.outputs.items():
+        kept[name] = ColumnSpec(type=dtype)
+    return kept
 
 
 def _snapshot_of(platform: Platform, origin: str) -> Any:

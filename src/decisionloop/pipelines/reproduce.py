@@ -134,6 +134,7 @@ def reproduce_run(
         prepare_rows,
         train_and_evaluate,
     )
+    from decisionloop.pipelines.training_data import training_table
 
     runs = platform.metadata.runs
     original = runs.get(run_id)
@@ -148,7 +149,11 @@ def reproduce_run(
     assert original.snapshot_id is not None
     progress("validate", f"reading snapshot {original.snapshot_id[:12]} of run {run_id[:12]}")
     prepared = Prepared(columns=dict(data_spec.columns))
-    prepare_rows(settings, platform.data.read_snapshot(original.snapshot_id), prepared)
+    prepare_rows(
+        settings,
+        training_table(platform, original.snapshot_id, original.feature_versions),
+        prepared,
+    )
     split_matches = prepared.split.describe() == recorded["split"]
     features = feature_columns(data_spec, prepared.columns)
     run = runs.start(
@@ -162,6 +167,7 @@ def reproduce_run(
         code_version=code_version(platform.settings.project_dir),
         actor=platform.actor,
         environment=capture_environment(platform.settings.project_dir),
+        feature_versions=original.feature_versions,
     )
     try:
         progress("train", f"retraining {model_spec.trainer} with the recorded parameters")

@@ -43,6 +43,8 @@ class ModelBundle:
     threshold: float = 0.5
     positive_label: str = ""
     negative_label: str = ""
+    #: the feature service that feeds it: {"service", "version", "join_keys", "request"}
+    features: dict[str, Any] | None = None
 
     @property
     def task(self) -> Task:
@@ -57,13 +59,16 @@ class ModelBundle:
             {"name": name, "type": spec.type, "nullable": spec.nullable}
             for name, spec in self.inputs.items()
         ]
+        features = {"features": self.features} if self.features is not None else {}
         if self.task == "regression":
             return {
                 "task": "regression",
                 "inputs": inputs,
                 "outputs": [{"name": "value", "type": "number"}],
+                **features,
             }
         return {
+            **features,
             "task": "classification",
             "inputs": inputs,
             "outputs": [
@@ -147,8 +152,9 @@ class ModelBundle:
         preprocessor = Preprocessor.from_dict(
             _json_load(store.get(pre_key, sha256=pre_sha), pre_key)
         )
+        features = signature.get("features")
         if task == "regression":
-            return cls(preprocessor=preprocessor, model=model, inputs=inputs)
+            return cls(preprocessor=preprocessor, model=model, inputs=inputs, features=features)
         negative, positive = signature["classes"]
         return cls(
             preprocessor=preprocessor,
@@ -157,6 +163,7 @@ class ModelBundle:
             threshold=float(signature["threshold"]),
             positive_label=str(positive),
             negative_label=str(negative),
+            features=features,
         )
 
 

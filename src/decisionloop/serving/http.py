@@ -96,6 +96,16 @@ def create_app(platform: Platform) -> Starlette:
             return problem(error, request_id)
         return JSONResponse(result.to_dict(), headers={"x-request-id": request_id})
 
+    async def online_features(request: Request) -> Response:
+        header_id = request.headers.get("x-request-id", "")
+        request_id = header_id if _REQUEST_ID.match(header_id) else uuid.uuid4().hex
+        try:
+            payload = await read_json(request, serving.max_body_bytes)
+            found = predictor.online_features(request.path_params["name"], payload)
+        except DecisionLoopError as error:
+            return problem(error, request_id)
+        return JSONResponse(found.to_dict(), headers={"x-request-id": request_id})
+
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, DecisionLoopError):
             return problem(exc)
@@ -116,6 +126,7 @@ def create_app(platform: Platform) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+        Route("/v1/feature-services/{name}/online", online_features, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

@@ -13,6 +13,7 @@ from decisionloop.refs import ModelRef
 if TYPE_CHECKING:
     import pandas as pd
 
+    from decisionloop.features.online import OnlineFeatures
     from decisionloop.platform import Platform
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -104,15 +105,74 @@ class Predictor:
                 hint="split the batch or raise serving.max_rows_per_request",
             )
 
+    def online_features(self, service: str, payload: Any) -> OnlineFeatures:
+        """A feature service's online features for ``{"entities": [...]}`` or
+        ``{"entity_ids": [...]}`` (a service with one join key)."""
+        if not isinstance(payload, dict) or not ("entities" in payload or "entity_ids" in payload):
+            raise Invalid(
+                "the body needs `entities` or `entity_ids`",
+                hint='send {"entity_ids": ["C00001"]} or {"entities": [{"customer_id": "C1"}]}',
+            )
+        plan, _ = self.platform.features.online_plan(service)
+        rows = self.entity_rows(payload, plan.join_keys)
+        return self.platform.features.get_online_features(service, rows)
+
+    def entity_rows(
+        self, payload: dict[str, Any], join_keys: tuple[str, ...] | list[str]
+    ) -> list[dict[str, Any]]:
+        """``{"entities": [{"customer_id": "C1", ...}]}`` (join keys and request fields) or
+        ``{"entity_ids": ["C1", ...]}`` when there is one join key."""
+        if "entities" in payload:
+            rows = payload["entities"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise Invalid(
+                    "`entities` must be a list of objects",
+                    hint='{"entities": [{"customer_id": "C00001"}]}',
+                )
+            self._check_size(len(rows))
+            for row in rows:
+                for column, value in row.items():
+                    if not isinstance(value, _SCALARS):
+                        raise Invalid(f"field {column!r} holds a {type(value).__name__}")
+            return rows
+        ids = payload["entity_ids"]
+        if not isinstance(ids, list) or not all(
+            isinstance(i, str | int) and not isinstance(i, bool) for i in ids
+        ):
+            raise Invalid(
+                "`entity_ids` must be a list of ids (text or integers)",
+                hint='{"entity_ids": ["C00001", "C00002"]}',
+            )
+        self._check_size(len(ids))
+        if len(join_keys) != 1:
+            raise Invalid(
+                "`entity_ids` needs features joined on one key "
+                f"(these join on {', '.join(join_keys) or 'none'})",
+                hint='send {"entities": [{key: value, ...}]} or {"instances": [...]}',
+            )
+        return [{join_keys[0]: value} for value in ids]
+
     def predict(
         self, ref: ModelRef, payload: Any, request_id: str | None = None
     ) -> PredictResponse:
-        frame = self.frame(payload)
-        result = self.platform.predict(self.resolve(ref), frame)
+        if isinstance(payload, dict) and ("entities" in payload or "entity_ids" in payload):
+            pinned = self.resolve(ref)
+            _, bundle = self.platform.load_model(pinned)
+            rows = self.entity_rows(payload, (bundle.features or {}).get("join_keys") or [])
+            result, online = self.platform.predict_entities(pinned, rows)
+            keys = online.join_keys
+            records = [
+                {**{k: online.columns[k][i] for k in keys}, **record}
+                for i, record in enumerate(result.records())
+            ]
+        else:
+            frame = self.frame(payload)
+            result = self.platform.predict(self.resolve(ref), frame)
+            records = result.records()
         return PredictResponse(
             request_id=request_id or uuid.uuid4().hex,
             model=result.model_name,
             version=result.version,
             threshold=result.threshold,
-            predictions=result.records(),
+            predictions=records,
         )
