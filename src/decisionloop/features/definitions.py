@@ -40,24 +40,32 @@ def parse_duration(value: object) -> timedelta | None:
         return value
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a text such as '30d'")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    raise ValueError(f"not a duration: {value!r} (use e.g. '30d', '12h', '90m', '45s', '2w')")
+            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds is None:
+        raise ValueError(f"not a duration: {value!r} (use e.g. '30d', '12h', '90m', '45s', '2w')")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as exc:  # inf, or more than timedelta's ~2.7 million years
+        raise ValueError(f"duration {value!r} is too long") from exc
 
 
 def _duration_text(value: timedelta | None) -> str | None:
     if value is None:
         return None
-    seconds = value.total_seconds()
-    for unit in ("w", "d", "h", "m"):
-        size = _UNIT_SECONDS[unit]
-        if seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    micros = value // timedelta(microseconds=1)
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _UNIT_SECONDS[unit] * 1_000_000
+        if micros % size == 0:
+            return f"{micros // size}{unit}"
+    # exact: seconds with up to six decimals (parse_duration reads it back to the microsecond)
+    whole, fraction = divmod(micros, 1_000_000)
+    return f"{whole}.{fraction:06d}s"
 
 
 class _Definition(BaseModel):
@@ -83,8 +91,15 @@ class _Definition(BaseModel):
 
     @property
     def version(self) -> str:
-        """A hash of the whole definition: any change is a new version."""
-        return _digest(self.spec())
+        """A hash of the whole definition: any change is a new version (the order of
+        features and outputs too, which orders a service's columns)."""
+        return _digest(_ordered(self.spec()))
+
+
+def _ordered(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec plus the key order of its mappings, which sorted JSON would lose."""
+    order = {key: list(value) for key, value in spec.items() if isinstance(value, dict)}
+    return {**spec, "_order": order}
 
 
 def _digest(document: Any) -> str:
@@ -189,7 +204,7 @@ class OnDemandFeatureView(_Definition):
 
     def version_with(self, function: Callable[..., Any] | None) -> str:
         """The version, counting the function's source code: editing it is a new version."""
-        document = self.spec()
+        document = _ordered(self.spec())
         if function is not None:
             try:
                 document["function_source"] = inspect.getsource(function)

@@ -13,8 +13,10 @@ the row ingested last (later batch file, later row in its file).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from decisionloop.errors import Invalid
@@ -102,11 +104,12 @@ def view_rows_sql(con: duckdb.DuckDBPyConnection, data: ViewInput, *, with_order
         created = event_us(quote(view.created_timestamp), types[view.created_timestamp])
         source = _files_sql(data.files, ", filename=true, file_row_number=true")
         return (
-            f"SELECT _dl_k, _dl_ts, CAST(_dl_ts AS HUGEINT) AS _dl_ord, {names} FROM ("
+            f"SELECT _dl_k, _dl_ts, CAST(_dl_ts AS HUGEINT) * {_TS_SHIFT} AS _dl_ord, {names} "
+            "FROM ("
             f"SELECT {key} AS _dl_k, {ts} AS _dl_ts, {features}, {created} AS _dl_created, "
             f"_dl_file, file_row_number FROM {source} JOIN {_file_index(data.files)} USING "
             "(filename)) QUALIFY row_number() OVER (PARTITION BY _dl_k, _dl_ts ORDER BY "
-            "_dl_created DESC NULLS FIRST, _dl_file DESC, file_row_number DESC) = 1"
+            "_dl_created DESC NULLS LAST, _dl_file DESC, file_row_number DESC) = 1"
         )
     if len(data.files) == 1:
         source = _files_sql(data.files, ", file_row_number=true")
@@ -205,7 +208,7 @@ def point_in_time_join(
             for feature in data.features:
                 column = f"{alias}.{quote(feature)}"
                 if ttl is not None:
-                    ttl_us = int(ttl.total_seconds() * 1_000_000)
+                    ttl_us = ttl // timedelta(microseconds=1)
                     column = f"CASE WHEN {alias}._dl_ts >= e._dl_ts - {ttl_us} THEN {column} END"
                 selects.append(f"{column} AS {quote(feature)}")
         entity_columns = ", ".join(f"e.{quote(c)}" for c in table.column_names)
@@ -236,9 +239,14 @@ def point_in_time_join(
     feature_names = [f for data in views for f in data.features] + [
         name for odfv, _ in on_demand for name in odfv.outputs
     ]
-    keep = [c for c in table.column_names if c != ROW_COLUMN] + list(
-        dict.fromkeys(outputs if outputs is not None else feature_names)
-    )
+    chosen = list(dict.fromkeys(outputs if outputs is not None else feature_names))
+    unknown = [name for name in chosen if name not in result.column_names]
+    if unknown:
+        raise Invalid(
+            f"no feature {', '.join(map(repr, unknown))} among the views and on-demand views",
+            hint=f"choose from {', '.join(feature_names)}",
+        )
+    keep = [c for c in table.column_names if c != ROW_COLUMN] + chosen
     return result.select(keep)
 
 
@@ -248,11 +256,19 @@ def input_columns(odfv: OnDemandFeatureView, views: Sequence[ViewInput]) -> list
     return list(dict.fromkeys([*names, *odfv.request]))
 
 
+_NUMBER_TYPES = re.compile(
+    r"^(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|DOUBLE|FLOAT|REAL|DECIMAL(\(.*\))?)$"
+)
+
+
 def _key_types(con: duckdb.DuckDBPyConnection, rows: str, entity_type: str) -> str | None:
-    """None when the entity frame's key and the view's key compare as they are; else the
-    view's type (both sides are then compared as text)."""
-    view_type = con.sql(f"DESCRIBE SELECT _dl_k FROM ({rows})").fetchall()[0][1]
-    return None if str(view_type) == str(entity_type) else str(view_type)
+    """None when the entity frame's key and the view's key compare as they are (same type,
+    or both numbers: 1 = 1.0); else the view's type (both sides are compared as text)."""
+    view_type = str(con.sql(f"DESCRIBE SELECT _dl_k FROM ({rows})").fetchall()[0][1])
+    entity = str(entity_type)
+    if view_type == entity or (_NUMBER_TYPES.match(view_type) and _NUMBER_TYPES.match(entity)):
+        return None
+    return view_type
 
 
 def _check_names(
@@ -263,6 +279,13 @@ def _check_names(
     produced = [f for data in views for f in data.features] + [
         name for odfv, _ in on_demand for name in odfv.outputs
     ]
+    internal = sorted(name for name in table.column_names if name.startswith("_dl_"))
+    if internal:
+        raise Invalid(
+            f"the entity frame has column(s) {', '.join(internal)}: names starting with _dl_ are "
+            "reserved",
+            hint="rename those columns of the entity rows",
+        )
     clashes = sorted(set(produced) & set(table.column_names))
     if clashes:
         raise Invalid(
@@ -285,15 +308,31 @@ def _with_python_features(
     odfvs: Sequence[tuple[OnDemandFeatureView, Callable[..., Any] | None]],
     views: Sequence[ViewInput],
 ) -> pa.Table:
+    """Append each Python on-demand view's outputs; the other columns keep their Arrow types
+    (no round trip through pandas, which would turn integers with gaps into floats)."""
     import pyarrow as pa
 
-    frame = table.to_pandas()
+    types = {f: data.view.features[f] for data in views for f in data.features}
     for odfv, function in odfvs:
         assert function is not None
         # the function sees what it sees online: its views' features and the request fields
-        types = {f: data.view.features[f] for data in views for f in data.features}
-        inputs = typed_inputs(frame[input_columns(odfv, views)], {**types, **odfv.request})
+        names = input_columns(odfv, views)
+        frame = table.select(names).to_pandas()
+        inputs = typed_inputs(frame, {**types, **odfv.request})
         outputs = apply_python(odfv, function, inputs)
-        for name in odfv.outputs:
-            frame[name] = outputs[name]
-    return pa.Table.from_pandas(frame, preserve_index=False)
+        for name, dtype in odfv.outputs.items():
+            column = pa.Array.from_pandas(outputs[name], type=_arrow_type(dtype))
+            table = table.append_column(name, column)
+    return table
+
+
+def _arrow_type(dtype: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "string": pa.string(),
+        "boolean": pa.bool_(),
+        "datetime": pa.timestamp("us", tz="UTC"),
+    }[dtype]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +112,7 @@ def retrieve(
     columns: dict[str, list[Any]] = {key: list(values) for key, values in keys.items()}
     found: dict[str, list[bool]] = {}
     for view, features in plan.views:
-        min_ts = None if view.ttl is None else now - int(view.ttl.total_seconds() * 1_000_000)
+        min_ts = None if view.ttl is None else now - view.ttl // timedelta(microseconds=1)
         stored = store.read(view.name, keys[join_keys[view.name]], min_event_ts=min_ts)
         found[view.name] = [row is not None for row in stored]
         for feature in features:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 #: numbers closer than this (relative, or absolute near zero) are the same value
 TOLERANCE = 1e-9
 MAX_EXAMPLES = 5
+#: the entity frame column holding when each logged lookup was served
+SERVED_AT = "decisionloop_served_at"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def entity_table(
     logged: Sequence[Mapping[str, Any]], join_keys: Sequence[str], request: Sequence[str]
 ) -> pa.Table:
     """The logged lookups as an entity frame: join keys, request fields, and the time each
-    was served (``_dl_served_at``)."""
+    was served (``decisionloop_served_at``)."""
     import pyarrow as pa
 
     columns: dict[str, Any] = {}
@@ -76,7 +78,7 @@ def entity_table(
         columns[key] = [entry["row"].get(key) for entry in logged]
     for key in join_keys:
         columns[key] = pa.array([None if v is None else str(v) for v in columns[key]], pa.string())
-    columns["_dl_served_at"] = pa.array(
+    columns[SERVED_AT] = pa.array(
         [entry["at_us"] for entry in logged], pa.timestamp("us", tz="UTC")
     )
     return pa.table(columns)

@@ -327,7 +327,7 @@ class FeatureStore:
         """Recompute up to ``sample`` logged online lookups offline, point in time at the
         moment each was served, and compare every feature."""
         from decisionloop.features.feature_log import read_logged
-        from decisionloop.features.skew import compare, entity_table
+        from decisionloop.features.skew import SERVED_AT, compare, entity_table
 
         self.feature_log.flush()
         logged = read_logged(self.platform.settings.event_log_url, service, sample)
@@ -338,7 +338,7 @@ class FeatureStore:
             )
         plan = self.repo.service(service)
         entity = entity_table(logged, plan.join_keys, list(plan.request))
-        offline = self.get_historical_features(entity, service=service, timestamp="_dl_served_at")
+        offline = self.get_historical_features(entity, service=service, timestamp=SERVED_AT)
         return compare(service, logged, offline.table, plan.outputs, plan.join_keys)
 
     def close(self) -> None:

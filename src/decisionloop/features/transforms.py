@@ -98,9 +98,11 @@ def _plain_scalar(value: Any) -> Any:
 
 def _check_records(odfv: OnDemandFeatureView, records: list[Any]) -> None:
     for record in records:
-        if not isinstance(record, dict):
+        if not isinstance(record, dict) or any(name not in record for name in odfv.outputs):
+            shown = sorted(record) if isinstance(record, dict) else type(record).__name__
             raise Invalid(
-                f"on-demand view {odfv.name!r} returned a {type(record).__name__} for a row",
+                f"on-demand view {odfv.name!r} returned {shown} for a row, not "
+                f"{sorted(odfv.outputs)}",
                 hint=f"a row-mode function returns a dict of {', '.join(odfv.outputs)}",
             )
 
