@@ -200,7 +200,20 @@ def test_folder_appends_one_batch_per_file_and_old_snapshots_read_back_exactly(
     listed = platform.data.snapshots()
     assert [s.id for s in listed] == [third.snapshot.id, second.snapshot.id, first.snapshot.id]
 
-    # tampering with a stored batch file is detected on read
+    # ingestion hashed each file on its way into the store and remembered it for readers in
+    # other processes (git-index style: path, inode, size, mtime -> sha256)
+    import json
+
+    remembered = [
+        json.loads(line)
+        for line in (platform.settings.state_dir / "cache" / "verified.jsonl")
+        .read_text()
+        .splitlines()
+    ]
+    assert {entry["sha256"] for entry in remembered} >= {
+        b["sha256"] for b in third.snapshot.batches
+    }
+    # tampering with a stored batch file is detected on read (its size and mtime changed)
     stored = platform.settings.state_dir / "artifacts" / second.snapshot.batches[1]["key"]
     stored.write_bytes(stored.read_bytes() + b"tampered")
     with pytest.raises(IntegrityError):

@@ -238,7 +238,9 @@ def _record(
     key = sha256 = None
     snapshot = None
     if outcome.stored_path is not None:
-        stored = store_batch_file(platform.artifacts, dataset, outcome.stored_path)
+        stored = store_batch_file(
+            platform.artifacts, dataset, outcome.stored_path, platform.settings.state_dir / "cache"
+        )
         key, sha256 = stored.key, stored.sha256
         entry = {"key": key, "sha256": sha256, "rows": report.rows_stored, "origin": batch.origin}
         carried = list(previous.batches) if (mode == "append" and previous is not None) else []

@@ -23,9 +23,18 @@ def batch_key(dataset: str) -> str:
     return f"offline/{dataset}/ingest_date={day}/{uuid.uuid4().hex}.parquet"
 
 
-def store_batch_file(store: ArtifactStore, dataset: str, path: Path) -> ArtifactInfo:
-    """Hand a validated batch file over to the store (moved into place where it can be)."""
-    return store.put_file(path, key=batch_key(dataset), move=True)
+def store_batch_file(
+    store: ArtifactStore, dataset: str, path: Path, cache: Path | None = None
+) -> ArtifactInfo:
+    """Hand a validated batch file over to the store (moved into place where it can be). A
+    local store hashed it on the way in: that is remembered in ``cache``, so readers in other
+    processes need not hash it again."""
+    from decisionloop.backends.artifacts.local import LocalArtifactStore
+
+    info = store.put_file(path, key=batch_key(dataset), move=True)
+    if cache is not None and isinstance(store, LocalArtifactStore):
+        _remember(store.root.joinpath(*info.key.split("/")), info.sha256, cache)
+    return info
 
 
 def snapshot_hash(batches: list[dict[str, Any]]) -> str:
@@ -61,7 +70,7 @@ def local_files(store: ArtifactStore, snapshot: Snapshot, cache: Path) -> list[s
         key, sha256 = str(entry["key"]), str(entry["sha256"])
         if isinstance(store, LocalArtifactStore):
             path = store.root.joinpath(*key.split("/"))
-            _verify_local(path, key, sha256)
+            _verify_local(path, key, sha256, cache)
             paths.append(str(path))
             continue
         target = cache / f"{sha256}.parquet"
@@ -72,23 +81,70 @@ def local_files(store: ArtifactStore, snapshot: Snapshot, cache: Path) -> list[s
     return paths
 
 
-#: local batch files verified in this process, by identity: (path, inode, size, mtime) ->
-#: sha256. A stream appends a file per batch and reads the snapshot's files again for every
-#: batch; hashing them all each time grew with the data set (hundreds of MB per batch at
-#: 10M rows). A file changed since it was verified has another size or mtime and is hashed
-#: again.
+#: local batch files known to hold their recorded content, by identity: (path, inode, size,
+#: mtime) -> sha256. A stream appends a file per batch and reads the snapshot's files again for
+#: every batch; hashing them all each time grew with the data set (hundreds of MB per batch at
+#: 10M rows). Kept across processes in ``<cache>/verified.jsonl`` (written when ingestion
+#: hashes a file on its way into the store, or a reader hashes it), like git's index: a file
+#: changed since has another size or mtime and is hashed again.
 _VERIFIED: dict[tuple[str, int, int, int], str] = {}
+_LOADED_CACHES: set[str] = set()
+VERIFIED_FILE = "verified.jsonl"
 
 
-def _verify_local(path: Path, key: str, sha256: str) -> None:
+def _identity(path: Path) -> tuple[str, int, int, int]:
+    stat = path.stat()
+    return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _load_verified(cache: Path | None) -> None:
+    if cache is None or str(cache) in _LOADED_CACHES:
+        return
+    _LOADED_CACHES.add(str(cache))
+    try:
+        lines = (cache / VERIFIED_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            identity = (
+                str(entry["path"]),
+                int(entry["ino"]),
+                int(entry["size"]),
+                int(entry["mtime_ns"]),
+            )
+            _VERIFIED[identity] = str(entry["sha256"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn or foreign line: that file is simply hashed again
+
+
+def _remember(path: Path, sha256: str, cache: Path | None) -> None:
+    identity = _identity(path)
+    _VERIFIED[identity] = sha256
+    if cache is None:
+        return
+    path_, ino, size, mtime = identity
+    line = json.dumps(
+        {"path": path_, "ino": ino, "size": size, "mtime_ns": mtime, "sha256": sha256}
+    )
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / VERIFIED_FILE, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    except OSError:
+        pass  # a read-only cache: verification just happens again next time
+
+
+def _verify_local(path: Path, key: str, sha256: str, cache: Path | None = None) -> None:
     from decisionloop.backends.artifacts.base import sha256_file
     from decisionloop.errors import IntegrityError, NotFound
 
+    _load_verified(cache)
     try:
-        stat = path.stat()
+        identity = _identity(path)
     except FileNotFoundError as exc:
         raise NotFound(f"no artifact {key!r}: {path} is missing") from exc
-    identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     if _VERIFIED.get(identity) == sha256:
         return
     actual, _ = sha256_file(path)
@@ -97,7 +153,7 @@ def _verify_local(path: Path, key: str, sha256: str) -> None:
             f"artifact {key!r} does not match its recorded sha256 (tampered or corrupted)",
             hint="restore the file from a backup; never use data that fails its hash",
         )
-    _VERIFIED[identity] = sha256
+    _remember(path, sha256, cache)
 
 
 def read_snapshot(store: ArtifactStore, snapshot: Snapshot, cache: Path) -> pa.Table:
