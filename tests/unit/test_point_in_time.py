@@ -3,6 +3,7 @@ documented rule, and on-demand features (offline equals online for the same inpu
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -662,6 +663,7 @@ def _check_join(
     with_created: bool,
     time_form: str,
     key_as_text: bool,
+    unique_times: bool = False,
 ) -> None:
     schema = pa.schema(
         [
@@ -699,7 +701,8 @@ def _check_join(
             created_timestamp="created_at" if with_created else None,
         )
 
-        result = join(frame, read(definition, paths))
+        data = dataclasses.replace(read(definition, paths), unique_times=unique_times)
+        result = join(frame, data)
 
     assert result["total"] == reference_join(rows, files, ttl_us, with_created)
 
@@ -745,6 +748,37 @@ def test_join_of_a_single_file_equals_the_reference_rule(
 ) -> None:
     # one file takes its own SQL path (no file index in the order value)
     _check_join(files, rows, ttl_us, False, time_form, False)
+
+
+def _without_ties(files: list[list[FeatureRow]]) -> list[list[FeatureRow]]:
+    """The files with only the first row of each (key, event time): no ties to break."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for rows in files:
+        unique = []
+        for row in rows:
+            if (row.key, row.event_us) not in seen:
+                seen.add((row.key, row.event_us))
+                unique.append(row)
+        kept.append(unique)
+    return kept
+
+
+@PROPERTY
+@given(
+    files=feature_files().map(_without_ties),
+    rows=entity_rows,
+    ttl_us=ttls_us,
+    time_form=st.sampled_from(["naive", "aware", "text"]),
+)
+def test_join_on_event_times_alone_when_they_are_unique_equals_the_reference_rule(
+    files: list[list[FeatureRow]],
+    rows: list[tuple[int | None, int | None]],
+    ttl_us: int | None,
+    time_form: str,
+) -> None:
+    # a data set keyed by (entity, event time) has no ties: the int64 fast path applies
+    _check_join(files, rows, ttl_us, False, time_form, False, unique_times=True)
 
 
 @settings(PROPERTY, phases=[Phase.explicit, Phase.generate])  # no shrinking while it fails

@@ -82,6 +82,7 @@ ROW = {"i": 7, "j": -3, "x": 2.5, "y": 0.0, "s": "Ab", "b": True}
         ("LEAST(0 / 0, 1)", "number", 1.0),
         ("(0 / 0) > i", "boolean", True),
         ("NULLIF(0 / 0, 0 / 0)", "number", None),
+        ("NULLIF(i, x)", "integer", 7),  # the first argument's type, as in DuckDB
     ],
 )
 def test_known_values(expression: str, declared: str, expected: Any) -> None:

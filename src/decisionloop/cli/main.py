@@ -293,6 +293,7 @@ def serve(
         port=port if port is not None else settings.serving.port,
         workers=workers or settings.serving.workers,
         log_level="info",
+        access_log=settings.serving.access_log,
     )
 
 

@@ -5,12 +5,12 @@ online store keeps the newer row, so late rows with old event times are handled 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from decisionloop.features.offline import ViewInput, view_rows_sql
+from decisionloop.features.offline import ViewInput, connection, view_rows_sql
 from decisionloop.features.transforms import quote
 
 if TYPE_CHECKING:
@@ -62,39 +62,36 @@ class LatestRows:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def online_rows(self, start: int = 0, stop: int | None = None) -> Iterator[OnlineRow]:
+    def online_rows(self, start: int = 0, stop: int | None = None) -> list[OnlineRow]:
         from decisionloop.backends.online.base import OnlineRow
 
-        names = list(self.values)
-        columns = [self.values[name] for name in names]
         end = len(self.keys) if stop is None else stop
-        for i in range(start, end):
-            yield OnlineRow(
-                self.keys[i],
-                self.event_ts[i],
-                {n: c[i] for n, c in zip(names, columns, strict=True)},
+        names = list(self.values)
+        columns = [self.values[name][start:end] for name in names]
+        return [
+            OnlineRow(key, event_ts, dict(zip(names, row, strict=True)))
+            for key, event_ts, row in zip(
+                self.keys[start:end],
+                self.event_ts[start:end],
+                zip(*columns, strict=True),
+                strict=True,
             )
+        ]
 
 
 def latest_rows(data: ViewInput) -> LatestRows:
     """The newest row per entity key among ``data.files`` (tie-break as for training sets)."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = view_rows_sql(con, data, with_order=True)
-        picks = ", ".join(
-            f"{_json_value(f'arg_max({quote(f)}, _dl_ord)', data.view.features[f])} AS {quote(f)}"
-            for f in data.features
-        )
-        table = con.sql(
-            f"SELECT CAST(_dl_k AS VARCHAR) AS _dl_k, max(_dl_ts) AS _dl_ts, {picks}, "
-            f"count(*) AS _dl_n FROM ({rows}) WHERE _dl_k IS NOT NULL AND _dl_ts IS NOT NULL "
-            "GROUP BY _dl_k"
-        ).to_arrow_table()
-    finally:
-        con.close()
+    con = connection()
+    rows = view_rows_sql(con, data, with_order=True)
+    picks = ", ".join(
+        f"{_json_value(f'arg_max({quote(f)}, _dl_ord)', data.view.features[f])} AS {quote(f)}"
+        for f in data.features
+    )
+    table = con.sql(
+        f"SELECT CAST(_dl_k AS VARCHAR) AS _dl_k, max(_dl_ts) AS _dl_ts, {picks}, "
+        f"count(*) AS _dl_n FROM ({rows}) WHERE _dl_k IS NOT NULL AND _dl_ts IS NOT NULL "
+        "GROUP BY _dl_k"
+    ).to_arrow_table()
     return LatestRows(
         keys=table.column("_dl_k").to_pylist(),
         event_ts=table.column("_dl_ts").to_pylist(),
@@ -120,7 +117,7 @@ def write_latest(
     written = 0
     total = len(latest)
     for start in range(0, total, WRITE_CHUNK):
-        chunk = list(latest.online_rows(start, min(start + WRITE_CHUNK, total)))
+        chunk = latest.online_rows(start, min(start + WRITE_CHUNK, total))
         written += store.write_batch(view, chunk)
         if progress is not None:
             progress(min(start + WRITE_CHUNK, total), total)
@@ -189,20 +186,14 @@ def materialize_views(
 
 def vanished_keys(previous: ViewInput, current: Sequence[str]) -> list[str]:
     """Entity keys of the previous files that the current rows no longer have."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = view_rows_sql(con, previous, with_order=False)
-        before = {
-            str(key)
-            for (key,) in con.sql(
-                f"SELECT DISTINCT CAST(_dl_k AS VARCHAR) FROM ({rows}) WHERE _dl_k IS NOT NULL"
-            ).fetchall()
-        }
-    finally:
-        con.close()
+    con = connection()
+    rows = view_rows_sql(con, previous, with_order=False)
+    before = {
+        str(key)
+        for (key,) in con.sql(
+            f"SELECT DISTINCT CAST(_dl_k AS VARCHAR) FROM ({rows}) WHERE _dl_k IS NOT NULL"
+        ).fetchall()
+    }
     return sorted(before - set(current))
 
 

@@ -109,7 +109,8 @@ def retrieve(
     ``join_keys`` maps each feature view to its entity's join key."""
     keys = entity_keys(plan, rows)
     now = time.time_ns() // 1000 if now_us is None else now_us
-    columns: dict[str, list[Any]] = {key: list(values) for key, values in keys.items()}
+    # join keys come back as the caller gave them (an integer key stays an integer)
+    columns: dict[str, list[Any]] = {key: [row[key] for row in rows] for key in keys}
     found: dict[str, list[bool]] = {}
     for view, features in plan.views:
         min_ts = None if view.ttl is None else now - view.ttl // timedelta(microseconds=1)

@@ -91,17 +91,17 @@ def _duckdb_round(value: float, digits: int) -> float:
 def function_call(name: str, arguments: list[Compiled]) -> Compiled:
     kinds = [a.kind for a in arguments]
     calls = [a.evaluate for a in arguments]
-    if name in ("NULLIF",) and len(arguments) == 2:
-        kind = common(kinds[:1] + kinds[1:2])
+    if name == "NULLIF" and len(arguments) == 2:
+        common(kinds)  # the two must compare; the result has the first argument's type
+        kind = kinds[0]
         a, b = calls
-        to_float = kind == "number"
         return Compiled(
             lambda row: (
                 None
                 if (x := a(row)) is not None
                 and (y := b(row)) is not None
                 and order_key(x) == order_key(y)
-                else widen(a(row), to_float)
+                else a(row)
             ),
             kind,
         )
@@ -217,9 +217,12 @@ def _exp(x: float) -> float:
 
 
 def _power(x: float, y: float) -> float:
+    if x == 0 and y < 0:  # C's pow: a pole, signed for an odd integer exponent
+        odd = y.is_integer() and int(y) % 2 == 1
+        return math.copysign(math.inf, x) if odd else math.inf
     try:
         return math.pow(x, y)
-    except ValueError:
+    except ValueError:  # a negative base to a fractional power
         return math.nan
     except OverflowError as exc:
         raise Unsupported("power out of range") from exc

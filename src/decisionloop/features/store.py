@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from decisionloop.errors import Conflict, Invalid, NotFound
+from decisionloop.errors import Conflict, DecisionLoopError, Invalid, NotFound
 from decisionloop.features.materialize import Materialized, MaterializeProgress
 from decisionloop.features.planning import FeaturePlan
 from decisionloop.features.repo import FeatureRepo, Kind, ResolvedService, load_repo
@@ -125,7 +125,9 @@ class FeatureStore:
         files = self._files(snapshot)
         join_key = self.repo.entities[view.entity].join_key
         chosen = list(view.features) if features is None else list(features)
-        return ViewInput(view=view, join_key=join_key, files=files, features=chosen), snapshot
+        unique = _unique_times(self.platform.settings, view, join_key)
+        data = ViewInput(view, join_key, files, chosen, unique_times=unique)
+        return data, snapshot
 
     def get_historical_features(
         self,
@@ -348,6 +350,25 @@ class FeatureStore:
         if self._online is not None:
             self._online.close()
             self._online = None
+
+
+def _unique_times(settings: Any, view: FeatureView, join_key: str) -> bool:
+    """Whether the view's data set cannot hold two rows of one entity at one event time: its
+    contract key (unique per batch, and appends skip stored keys) is within (key, time), and
+    the view has no created_timestamp tie-break to apply."""
+    if view.created_timestamp is not None:
+        return False
+    try:
+        spec = settings.dataset_spec(view.source)
+    except DecisionLoopError:
+        return False
+    key = set(spec.contract.key)
+    # a time kept as text is unique as text: two spellings of one instant would tie
+    typed = (
+        view.timestamp not in key
+        or getattr(spec.columns.get(view.timestamp), "type", None) == "datetime"
+    )
+    return bool(key) and key <= {join_key, view.timestamp} and typed
 
 
 def _lookup(repo: FeatureRepo, kind: Kind, name: str) -> Any:

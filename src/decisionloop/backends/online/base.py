@@ -164,8 +164,37 @@ def _make_encoder() -> Callable[[dict[str, Any]], str]:
     return public
 
 
-_encode = _make_encoder()
+_encode_stdlib = _make_encoder()
 _raw_decode = json.JSONDecoder().raw_decode
+
+
+def _make_fast_codec() -> tuple[Callable[[dict[str, Any]], str], Callable[[str], Any]] | None:
+    """orjson, 2-4x faster, for the values it writes exactly like the standard library reads
+    them: it writes NaN and infinities as null and refuses integers beyond 64 bits and lone
+    surrogates, so those payloads take the standard library's path (checked per payload)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - a dependency; the standard library still works
+        return None
+    dumps, loads = orjson.dumps, orjson.loads
+
+    def encode(values: dict[str, Any]) -> str:
+        for value in values.values():
+            if type(value) is float and (value != value or value in (_INF, -_INF)):
+                return _encode_stdlib(values)
+        try:
+            text: str = dumps(values).decode()
+        except (TypeError, orjson.JSONEncodeError):  # big ints, lone surrogates
+            return _encode_stdlib(values)
+        return text
+
+    return encode, loads
+
+
+_INF = float("inf")
+_FAST = _make_fast_codec()
+_encode = _FAST[0] if _FAST is not None else _encode_stdlib
+_fast_loads = _FAST[1] if _FAST is not None else None
 
 
 def encode_values(values: Mapping[str, Any]) -> str:
@@ -175,6 +204,12 @@ def encode_values(values: Mapping[str, Any]) -> str:
 
 def decode_values(payload: str) -> dict[str, Any]:
     """The feature values of a payload written by :func:`encode_values`."""
+    if _fast_loads is not None:
+        try:
+            fast: dict[str, Any] = _fast_loads(payload)
+            return fast
+        except ValueError:  # NaN/Infinity tokens: the standard library reads them
+            pass
     values: dict[str, Any] = _raw_decode(payload)[0]
     return values
 
@@ -183,7 +218,14 @@ def decode_many(payloads: Sequence[str]) -> list[dict[str, Any]]:
     """The feature values of several payloads, decoded in one call (faster than one by one)."""
     if not payloads:
         return []
-    decoded: list[dict[str, Any]] = _raw_decode(f"[{','.join(payloads)}]")[0]
+    text = f"[{','.join(payloads)}]"
+    if _fast_loads is not None:
+        try:
+            fast: list[dict[str, Any]] = _fast_loads(text)
+            return fast
+        except ValueError:  # NaN/Infinity tokens somewhere: the standard library reads them
+            pass
+    decoded: list[dict[str, Any]] = _raw_decode(text)[0]
     return decoded
 
 
