@@ -1,4 +1,5 @@
-"""`decisionloop export mlflow`: copy runs and model versions to an MLflow tracking server."""
+"""`decisionloop export mlflow` (runs and model versions to an MLflow tracking server) and
+`decisionloop export onnx` (a model version as one ONNX file)."""
 
 from __future__ import annotations
 
@@ -191,3 +192,41 @@ def _tables(summary: ExportSummary) -> list[Table]:
         table.add_row("train first (decisionloop run), or check --runs / --models")
         tables.append(table)
     return tables
+
+
+@export_app.command("onnx")
+def export_onnx(
+    ref: Annotated[
+        str, typer.Argument(metavar="REF", help="The version: NAME@ALIAS or NAME/VERSION.")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", metavar="FILE", help="Where to write the .onnx file."),
+    ],
+    project: ProjectOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Write a model version as one ONNX file (raw columns in, preprocessing and model
+    inside), after checking onnxruntime reproduces its scores. Needs
+    pip install 'decisionloop[onnx]'."""
+    from decisionloop.export.onnx import export_onnx as export
+    from decisionloop.platform import Platform
+
+    with Platform.open(project) as platform:
+        result = export(platform, ref, output)
+    if json:
+        print_json(result.to_dict())
+        return
+    table = Table(title=f"{result.model}/{result.version} → {result.path}")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    table.add_row("model", f"{result.flavor} {result.task}, ONNX opset {result.opset}")
+    table.add_row("sha256", result.sha256)
+    table.add_row("inputs", ", ".join(f"{t.name} {t.onnx_type}" for t in result.inputs))
+    table.add_row("outputs", ", ".join(f"{t.name} {t.onnx_type}" for t in result.outputs))
+    table.add_row(
+        "checked",
+        f"{result.rows_checked} rows scored alike by onnxruntime and the model "
+        f"(largest difference {result.max_abs_diff:.2g})",
+    )
+    out.print(table)

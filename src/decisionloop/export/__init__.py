@@ -1,6 +1,6 @@
-"""Export to other tools: runs and model versions to an MLflow tracking server (docs/export.md).
-
-Nothing here imports those tools' packages; it speaks their documented HTTP APIs.
+"""Export to other tools (docs/export.md): runs and model versions to an MLflow tracking server
+(over its documented HTTP API, without importing mlflow), and a model version to ONNX
+(``decisionloop.export.onnx``, with the ``onnx`` extra; imported on use, not here).
 """
 
 from __future__ import annotations
