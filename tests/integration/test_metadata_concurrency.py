@@ -381,9 +381,11 @@ def _register_until_killed(url: str, tmp_path: Path, acks: int, delay: float) ->
     return acknowledged
 
 
-def test_sqlite_survives_sigkill(tmp_path: Path) -> None:
-    """Writers killed mid-way leave a sound database holding every acknowledged version."""
-    url = f"sqlite:///{tmp_path / 'metadata.db'}"
+@pytest.mark.parametrize("synchronous", ["full", "normal"])
+def test_sqlite_survives_sigkill(tmp_path: Path, synchronous: str) -> None:
+    """Writers killed mid-way leave a sound database holding every acknowledged version, with
+    either durability setting (``normal`` only risks the last commits to a power loss)."""
+    url = f"sqlite:///{tmp_path / 'metadata.db'}?synchronous={synchronous}"
     store = SqlMetadataStore(url)
     store.migrate()
     store.close()
@@ -420,3 +422,25 @@ def test_sqlite_survives_sigkill(tmp_path: Path) -> None:
         assert after.version == len(stored) + 1
     finally:
         store.close()
+
+
+def test_sqlite_synchronous_comes_from_the_url(tmp_path: Path) -> None:
+    """``?synchronous=`` picks when a commit waits for the disk; FULL unless asked; OFF, which
+    can corrupt the file on a power loss, is refused."""
+    from decisionloop.errors import Invalid
+
+    expected = {"": 2, "?synchronous=normal": 1, "?synchronous=FULL": 2}
+    for query, level in expected.items():
+        store = SqlMetadataStore(f"sqlite:///{tmp_path / 'metadata.db'}{query}")
+        try:
+            store.migrate()
+            with store.read() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level, query
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        finally:
+            store.close()
+    for refused in ("off", "extra"):
+        with pytest.raises(Invalid, match="synchronous"):
+            SqlMetadataStore(
+                f"sqlite:///{tmp_path / 'metadata.db'}?synchronous={refused}"
+            ).migrate()

@@ -62,19 +62,34 @@ def feature_columns(spec: DataSpec, columns: dict[str, ColumnSpec]) -> dict[str,
 
 
 def code_version(folder: Path) -> str | None:
-    """The git commit of the project folder (with ``-dirty`` when it has changes), if any."""
+    """The git commit of the project folder (with ``-dirty`` when it has changes), if any.
+
+    One ``git status`` answers both (commit and changes); a folder with no ``.git`` in it or
+    above it is in no repository, which is known without starting git."""
+    folder = folder.resolve()
+    if not any((parent / ".git").exists() for parent in (folder, *folder.parents)):
+        return None
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
+        status = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
-        if sha.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True, timeout=5
-        )
-        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
+    if status.returncode != 0:
+        return None
+    commit, dirty = None, False
+    for line in status.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line.removeprefix("# branch.oid ").strip()
+        elif line and not line.startswith("# "):
+            dirty = True  # a changed, staged, unmerged or untracked path
+    if commit is None or commit == "(initial)":  # a repository without commits
+        return None
+    return commit + ("-dirty" if dirty else "")
 
 
 def run_loop(platform: Platform, progress: ProgressCallback, *, tune: bool = True) -> LoopResult:

@@ -30,32 +30,72 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _aware(value: datetime) -> datetime:
+    """A stored time in UTC (SQLite hands back naive UTC times)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _audit(
     conn: Connection, *, actor: str, action: str, resource: str, details: dict[str, Any]
 ) -> int:
     result = conn.execute(
-        t.audit_events.insert().values(
-            at=now(), actor=actor, action=action, resource=resource, details=details
-        )
+        _INSERT_AUDIT,
+        {"at": now(), "actor": actor, "action": action, "resource": resource, "details": details},
     )
     key = result.inserted_primary_key
     return int(key[0]) if key else 0
 
 
+# Statements on every write path are built once: building and caching a statement costs more
+# than SQLite executing it.
+_INSERT_AUDIT = t.audit_events.insert()
+_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
 def _insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on either dialect."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(insert(table).values(**values).on_conflict_do_nothing())
+    key = ("ignore", conn.dialect.name, table.name)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        statement = _STATEMENTS[key] = insert(table).on_conflict_do_nothing()
+    conn.execute(statement, values)
+
+
+def _upsert(
+    conn: Connection,
+    table: sa.Table,
+    values: dict[str, Any] | list[dict[str, Any]],
+    *,
+    keys: tuple[str, ...],
+) -> None:
+    """INSERT rows, or UPDATE the row with the same ``keys`` to the new values, on either
+    dialect; ``values`` is one row or several with the same columns."""
+    columns = values[0] if isinstance(values, list) else values
+    key = ("upsert", conn.dialect.name, table.name, *keys, "|", *columns)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+        statement = _STATEMENTS[key] = insert.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: insert.excluded[name] for name in columns if name not in keys},
+        )
+    conn.execute(statement, values)
 
 
 def _lock_model(conn: Connection, name: str) -> None:
-    """Lock the model's row until the transaction ends (PostgreSQL; SQLite writers are already
-    serialized), so concurrent writes to one model's versions and aliases take turns."""
-    conn.execute(
-        sa.select(t.registered_models.c.name)
-        .where(t.registered_models.c.name == name)
-        .with_for_update()
-    )
+    """Lock the model's row until the transaction ends, so concurrent writes to one model's
+    versions and aliases take turns. PostgreSQL only: SQLite writers are already serialized
+    (BEGIN IMMEDIATE), and it has no row locks to take."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_MODEL, {"name": name})
+
+
+_LOCK_MODEL = (
+    sa.select(t.registered_models.c.name)
+    .where(t.registered_models.c.name == sa.bindparam("name"))
+    .with_for_update()
+)
 
 
 class _Repo:

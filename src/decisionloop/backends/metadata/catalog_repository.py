@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from decisionloop.backends.metadata import schema as t
-from decisionloop.backends.metadata._sql_common import _audit, _lock_model, _Repo
+from decisionloop.backends.metadata._sql_common import _audit, _lock_model, _Repo, _upsert
 from decisionloop.backends.metadata.lifecycle import parse_status
 from decisionloop.backends.metadata.model_repository import (
-    _version,
+    VERSION_COLUMNS,
     registered_model,
-    version_tags,
+    version_from_row,
+    versions_aliases,
+    versions_tags,
 )
-from decisionloop.backends.metadata.records import ModelVersion, RegisteredModel, VersionQuery
+from decisionloop.backends.metadata.records import (
+    MetricOp,
+    ModelVersion,
+    RegisteredModel,
+    VersionQuery,
+)
 from decisionloop.errors import Invalid, NotFound
 
 _COMPARE = {
@@ -71,12 +80,12 @@ class SqlCatalog(_Repo):
         with self.store.write() as conn:
             _lock_model(conn, name)
             _require(conn, name, version)
-            table, where = _tag_target(name, version)
-            conn.execute(table.delete().where(*where, table.c.key == key))
-            row: dict[str, object] = {"model_name": name, "key": key, "value": value}
-            if version is not None:
-                row["version"] = version
-            conn.execute(table.insert().values(**row))
+            if version is None:
+                row: dict[str, object] = {"model_name": name, "key": key, "value": value}
+                _upsert(conn, t.model_tags, row, keys=("model_name", "key"))
+            else:
+                row = {"model_name": name, "version": version, "key": key, "value": value}
+                _upsert(conn, t.version_tags, row, keys=("model_name", "version", "key"))
             _audit(
                 conn,
                 actor=actor,
@@ -103,56 +112,26 @@ class SqlCatalog(_Repo):
 
     def search_versions(self, query: VersionQuery) -> list[ModelVersion]:
         """Versions matching every condition of ``query``, by model name then newest first."""
-        mv = t.model_versions
-        select = sa.select(mv).order_by(mv.c.model_name, mv.c.version.desc()).limit(query.limit)
-        if query.name is not None:
-            select = select.where(mv.c.model_name == query.name)
-        if query.status is not None:
-            select = select.where(mv.c.status == parse_status(query.status))
-        for key, value in sorted(query.tags.items()):
-            vt = t.version_tags
-            select = select.where(
-                sa.exists().where(
-                    vt.c.model_name == mv.c.model_name,
-                    vt.c.version == mv.c.version,
-                    vt.c.key == key,
-                    vt.c.value == value,
-                )
-            )
-        for metric in query.metrics:
-            vm = t.version_metrics
-            select = select.where(
-                sa.exists().where(
-                    vm.c.model_name == mv.c.model_name,
-                    vm.c.version == mv.c.version,
-                    vm.c.key == metric.key,
-                    _COMPARE[metric.op](vm.c.value, metric.value),
-                )
-            )
+        status = parse_status(query.status) if query.status is not None else None
+        tags = sorted(query.tags.items())
+        versions, aliases_of, tags_of = _search_statements(
+            query.name is not None,
+            status is not None,
+            len(tags),
+            tuple(metric.op for metric in query.metrics),
+        )
+        params: dict[str, object] = {"name": query.name, "status": status, "limit": query.limit}
+        for i, (key, value) in enumerate(tags):
+            params[f"tag_key_{i}"], params[f"tag_value_{i}"] = key, value
+        for i, metric in enumerate(query.metrics):
+            params[f"metric_key_{i}"], params[f"metric_value_{i}"] = metric.key, metric.value
         with self.store.read() as conn:
-            rows = conn.execute(select).mappings().all()
-            # aliases and tags in two queries per model found, not two per version
-            by_model: dict[str, list[int]] = {}
-            for row in rows:
-                by_model.setdefault(row["model_name"], []).append(row["version"])
-            aliases: dict[tuple[str, int], list[str]] = {}
-            tags: dict[str, dict[int, dict[str, str]]] = {}
-            for name, versions in by_model.items():
-                for alias, version in conn.execute(
-                    sa.select(t.aliases.c.alias, t.aliases.c.version).where(
-                        t.aliases.c.model_name == name
-                    )
-                ):
-                    aliases.setdefault((name, version), []).append(alias)
-                tags[name] = version_tags(conn, name, versions)
-        return [
-            _version(
-                row,
-                tuple(sorted(aliases.get((row["model_name"], row["version"]), []))),
-                tags[row["model_name"]].get(row["version"], {}),
-            )
-            for row in rows
-        ]
+            rows = conn.execute(versions, params).all()
+            if not rows:
+                return []
+            aliases = versions_aliases(conn, aliases_of, params)
+            found_tags = versions_tags(conn, tags_of, params)
+        return [version_from_row(row, aliases, found_tags) for row in rows]
 
     def search_models(
         self,
@@ -187,24 +166,80 @@ class SqlCatalog(_Repo):
             return [registered_model(conn, row, latest.get(row["name"])) for row in rows]
 
 
+@functools.lru_cache(maxsize=256)
+def _search_statements(
+    by_name: bool, by_status: bool, tag_count: int, metric_ops: tuple[MetricOp, ...]
+) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """The statements of a search of this shape, built once (building and caching a statement
+    costs more than SQLite answering it): the versions, then their aliases and their tags.
+    Their parameters: ``name``, ``status``, ``limit``, ``tag_key_I``/``tag_value_I`` and
+    ``metric_key_I``/``metric_value_I``."""
+    mv, vt, vm, a = t.model_versions, t.version_tags, t.version_metrics, t.aliases
+    conditions: list[sa.ColumnElement[bool]] = []
+    if by_name:
+        conditions.append(mv.c.model_name == sa.bindparam("name"))
+    if by_status:
+        conditions.append(mv.c.status == sa.bindparam("status"))
+    for i in range(tag_count):
+        # a tag (an equality, usually selective) as (model, version) IN (...), answered from
+        # the tags' (key, value) index rather than by probing every version
+        conditions.append(
+            sa.tuple_(mv.c.model_name, mv.c.version).in_(
+                sa.select(vt.c.model_name, vt.c.version).where(
+                    vt.c.key == sa.bindparam(f"tag_key_{i}"),
+                    vt.c.value == sa.bindparam(f"tag_value_{i}"),
+                )
+            )
+        )
+    for i, op in enumerate(metric_ops):
+        conditions.append(
+            sa.exists().where(
+                vm.c.model_name == mv.c.model_name,
+                vm.c.version == mv.c.version,
+                vm.c.key == sa.bindparam(f"metric_key_{i}"),
+                _COMPARE[op](vm.c.value, sa.bindparam(f"metric_value_{i}", type_=sa.Float)),
+            )
+        )
+    order = (mv.c.model_name, mv.c.version.desc())
+    limit = sa.bindparam("limit", type_=sa.Integer)
+    versions = sa.select(*VERSION_COLUMNS).where(*conditions).order_by(*order).limit(limit)
+    if len(conditions) == (1 if by_name else 0):
+        # every version of the model (or of all models): their aliases and tags by model
+        alias_scope: sa.ColumnElement[bool] = (
+            a.c.model_name == sa.bindparam("name") if by_name else sa.true()
+        )
+        tag_scope: sa.ColumnElement[bool] = (
+            vt.c.model_name == sa.bindparam("name") if by_name else sa.true()
+        )
+    else:  # the versions the same search finds
+        found = sa.select(mv.c.model_name, mv.c.version).where(*conditions)
+        found = found.order_by(*order).limit(limit)
+        alias_scope = sa.tuple_(a.c.model_name, a.c.version).in_(found)
+        tag_scope = sa.tuple_(vt.c.model_name, vt.c.version).in_(found)
+    aliases = sa.select(a.c.model_name, a.c.version, a.c.alias).where(alias_scope)
+    tags = sa.select(vt.c.model_name, vt.c.version, vt.c.key, vt.c.value).where(tag_scope)
+    return versions, aliases, tags
+
+
 def _require(conn: Connection, name: str, version: int | None) -> None:
     if version is None:
-        found = conn.execute(
-            sa.select(t.registered_models.c.name).where(t.registered_models.c.name == name)
-        ).first()
-        if found is None:
+        if conn.execute(_MODEL_EXISTS, {"name": name}).first() is None:
             raise NotFound(f"no model named {name!r}", hint="see `decisionloop models list`")
         return
-    found = conn.execute(
-        sa.select(t.model_versions.c.version).where(
-            t.model_versions.c.model_name == name, t.model_versions.c.version == version
-        )
-    ).first()
-    if found is None:
+    if conn.execute(_VERSION_EXISTS, {"name": name, "version": version}).first() is None:
         raise NotFound(
             f"model {name!r} has no version {version}",
             hint="see `decisionloop models show NAME` for its versions",
         )
+
+
+_MODEL_EXISTS = sa.select(t.registered_models.c.name).where(
+    t.registered_models.c.name == sa.bindparam("name")
+)
+_VERSION_EXISTS = sa.select(t.model_versions.c.version).where(
+    t.model_versions.c.model_name == sa.bindparam("name"),
+    t.model_versions.c.version == sa.bindparam("version"),
+)
 
 
 def _tag_target(name: str, version: int | None) -> tuple[sa.Table, list[sa.ColumnElement[bool]]]:

@@ -15,23 +15,24 @@ LOCK_FILES = ("uv.lock", "poetry.lock", "requirements.lock", "requirements.txt")
 
 
 @functools.cache
-def _installed() -> tuple[tuple[str, str], ...]:
-    """Installed distributions and versions, read once per process (reading every package's
-    metadata costs tens of milliseconds, and what a process imported does not change)."""
+def _installed() -> tuple[tuple[tuple[str, str], ...], str]:
+    """Installed distributions and versions, and the sha256 of their sorted list, read once per
+    process (reading every package's metadata costs tens of milliseconds, and what a process
+    imported does not change)."""
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
             packages[str(name).lower()] = dist.version
-    return tuple(sorted(packages.items()))
+    digest = hashlib.sha256(json.dumps(packages, sort_keys=True).encode()).hexdigest()
+    return tuple(sorted(packages.items())), digest
 
 
 def capture_environment(project_dir: Path | None = None) -> dict[str, Any]:
     """``{"python", "packages", "lock_hash", "lock_file"}``: ``lock_hash`` is the sha256 of the
     project's lock file when there is one, else of the sorted installed package versions."""
-    packages = dict(_installed())
+    installed, digest = _installed()
     lock_file: str | None = None
-    digest = hashlib.sha256(json.dumps(packages, sort_keys=True).encode()).hexdigest()
     for candidate in LOCK_FILES if project_dir is not None else ():
         path = Path(project_dir or ".") / candidate
         if path.is_file():
@@ -40,7 +41,7 @@ def capture_environment(project_dir: Path | None = None) -> dict[str, Any]:
             break
     return {
         "python": platform.python_version(),
-        "packages": packages,
+        "packages": dict(installed),
         "lock_hash": digest,
         "lock_file": lock_file,
     }

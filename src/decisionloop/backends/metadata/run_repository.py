@@ -10,7 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from decisionloop.backends.metadata import schema as t
-from decisionloop.backends.metadata._sql_common import _audit, _floats, _Repo, _utc, new_id, now
+from decisionloop.backends.metadata._sql_common import (
+    _audit,
+    _floats,
+    _Repo,
+    _upsert,
+    _utc,
+    new_id,
+    now,
+)
 from decisionloop.backends.metadata.records import (
     JsonDict,
     MetricPoint,
@@ -54,9 +62,14 @@ class SqlRuns(_Repo):
             "feature_versions": feature_versions,
         }
         with self.store.write() as conn:
-            if parent_run_id is not None:
-                _row(conn, parent_run_id, what="parent run")
-            conn.execute(t.runs.insert().values(**values))
+            if (
+                parent_run_id is not None
+                and conn.execute(_RUN_EXISTS, {"run_id": parent_run_id}).first() is None
+            ):
+                raise NotFound(
+                    f"no parent run {parent_run_id!r}", hint="see `decisionloop runs list`"
+                )
+            conn.execute(_INSERT_RUN, values)
             details: dict[str, Any] = {"model": model_name}
             if parent_run_id is not None:
                 details["parent"] = parent_run_id
@@ -79,19 +92,15 @@ class SqlRuns(_Repo):
         actor: str,
     ) -> Run:
         """End a running run; ``metrics`` are merged over what ``log_metrics`` recorded."""
+        ended_at = now()
         with self.store.write() as conn:
-            current = conn.execute(
-                sa.select(t.runs.c.metrics).where(t.runs.c.id == run_id).with_for_update()
-            ).first()
-            merged = {**(current.metrics if current else {}), **metrics}
-            updated = conn.execute(
-                t.runs.update()
-                .where(t.runs.c.id == run_id, t.runs.c.status == "running")
-                .values(status=status, metrics=merged, error=error, ended_at=now())
-            )
+            current = conn.execute(_RUN_FOR_UPDATE, {"run_id": run_id}).mappings().first()
+            if current is None:
+                raise NotFound(f"no run {run_id!r}", hint="see `decisionloop runs list`")
+            merged = {**current["metrics"], **metrics}
+            changes = {"status": status, "metrics": merged, "error": error, "ended_at": ended_at}
+            updated = conn.execute(_FINISH_RUN, {"run_id": run_id, **changes})
             if updated.rowcount != 1:
-                if current is None:
-                    raise NotFound(f"no run {run_id!r}", hint="see `decisionloop runs list`")
                 raise Conflict(f"run {run_id} is not running", hint="a run finishes once")
             _audit(
                 conn,
@@ -100,11 +109,11 @@ class SqlRuns(_Repo):
                 resource=f"run:{run_id}",
                 details={"error": error} if error else {},
             )
-        return self.get(run_id)
+        return _run({**current, **changes})
 
     def get(self, run_id: str) -> Run:
         with self.store.read() as conn:
-            row = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).mappings().first()
+            row = conn.execute(_RUN, {"run_id": run_id}).mappings().first()
         if row is None:
             raise NotFound(f"no run {run_id!r}", hint="see `decisionloop runs list`")
         return _run(row)
@@ -121,7 +130,7 @@ class SqlRuns(_Repo):
                     hint="params describe how a run was made and are set once; start a new run",
                 )
             stored.update(params)
-            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(params=stored))
+            conn.execute(_UPDATE_RUN, {"run_id": run_id, "params": stored})
             _audit(
                 conn,
                 actor=actor,
@@ -129,7 +138,7 @@ class SqlRuns(_Repo):
                 resource=f"run:{run_id}",
                 details={"keys": sorted(params)},
             )
-        return self.get(run_id)
+        return _run({**row, "params": stored})
 
     def log_metrics(
         self,
@@ -156,45 +165,33 @@ class SqlRuns(_Repo):
                 f"metric {bad[0]!r} is not a finite number",
                 hint="log NaN or infinite values as a tag, or leave the step out",
             )
-        rows = [
+        # one row per (key, step): the last point given wins, as a later call's would
+        rows = list(
             {
-                "run_id": run_id,
-                "key": point.key,
-                "step": point.step,
-                "value": float(point.value),
-                "timestamp": point.timestamp or at,
-            }
-            for point in points
-        ]
+                (point.key, point.step): {
+                    "run_id": run_id,
+                    "key": point.key,
+                    "step": point.step,
+                    "value": float(point.value),
+                    "timestamp": point.timestamp or at,
+                }
+                for point in points
+            }.values()
+        )
+        keys = sorted({point.key for point in points})
         with self.store.write() as conn:
-            row = _running(conn, run_id)
-            for key in {point.key for point in points}:
-                steps = [p.step for p in points if p.key == key]
-                conn.execute(
-                    t.run_metrics.delete().where(
-                        t.run_metrics.c.run_id == run_id,
-                        t.run_metrics.c.key == key,
-                        t.run_metrics.c.step.in_(steps),
-                    )
-                )
-            conn.execute(t.run_metrics.insert(), rows)
-            latest = conn.execute(
-                sa.select(t.run_metrics.c.key, t.run_metrics.c.step, t.run_metrics.c.value)
-                .where(
-                    t.run_metrics.c.run_id == run_id,
-                    t.run_metrics.c.key.in_({p.key for p in points}),
-                )
-                .order_by(t.run_metrics.c.step)
-            ).all()
-            summary = dict(row["metrics"])
-            summary.update({key: value for key, _step, value in latest})
-            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(metrics=summary))
+            row = _running(conn, run_id, _RUN_METRICS_FOR_UPDATE)
+            # a (key, step) logged again replaces the stored point
+            _upsert(conn, t.run_metrics, rows, keys=("run_id", "key", "step"))
+            latest = conn.execute(_LATEST_POINTS, {"run_id": run_id, "keys": keys})
+            summary = {**row["metrics"], **{key: value for key, value in latest}}
+            conn.execute(_UPDATE_RUN, {"run_id": run_id, "metrics": summary})
             _audit(
                 conn,
                 actor=actor,
                 action="run.log_metrics",
                 resource=f"run:{run_id}",
-                details={"points": len(rows), "keys": sorted({p.key for p in points})},
+                details={"points": len(rows), "keys": keys},
             )
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
@@ -216,9 +213,11 @@ class SqlRuns(_Repo):
     def set_tags(self, run_id: str, tags: Mapping[str, str], *, actor: str) -> Run:
         """Add or replace tags of a run (running or ended: tags annotate, they do not define)."""
         with self.store.write() as conn:
-            row = _row(conn, run_id, what="run")
+            row = conn.execute(_RUN_FOR_UPDATE, {"run_id": run_id}).mappings().first()
+            if row is None:
+                raise NotFound(f"no run {run_id!r}", hint="see `decisionloop runs list`")
             merged = {**row["tags"], **{str(k): str(v) for k, v in tags.items()}}
-            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(tags=merged))
+            conn.execute(_UPDATE_RUN, {"run_id": run_id, "tags": merged})
             _audit(
                 conn,
                 actor=actor,
@@ -226,7 +225,7 @@ class SqlRuns(_Repo):
                 resource=f"run:{run_id}",
                 details={"tags": dict(tags)},
             )
-        return self.get(run_id)
+        return _run({**row, "tags": merged})
 
     def compare(self, run_ids: Sequence[str]) -> RunComparison:
         """The runs in the given order, with every param and metric key side by side."""
@@ -274,19 +273,17 @@ class SqlRuns(_Repo):
 
 
 def _row(conn: Connection, run_id: str, *, what: str) -> RowMapping:
-    row = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).mappings().first()
+    row = conn.execute(_RUN, {"run_id": run_id}).mappings().first()
     if row is None:
         raise NotFound(f"no {what} {run_id!r}", hint="see `decisionloop runs list`")
     return row
 
 
-def _running(conn: Connection, run_id: str) -> RowMapping:
-    # lock the run's row so concurrent loggers merge instead of overwriting each other
-    row = (
-        conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id).with_for_update())
-        .mappings()
-        .first()
-    )
+def _running(conn: Connection, run_id: str, select: sa.Select[Any] | None = None) -> RowMapping:
+    """The run's row (or ``select``'s columns of it), locked so concurrent loggers merge instead
+    of overwriting each other; NotFound or Conflict unless it is running."""
+    select = _RUN_FOR_UPDATE if select is None else select
+    row = conn.execute(select, {"run_id": run_id}).mappings().first()
     if row is None:
         raise NotFound(f"no run {run_id!r}", hint="see `decisionloop runs list`")
     if row["status"] != "running":
@@ -295,6 +292,30 @@ def _running(conn: Connection, run_id: str) -> RowMapping:
             hint="params and metrics are logged while a run runs; start a new run",
         )
     return row
+
+
+# statements on the tracking path, built once (building one costs more than SQLite running it)
+_BY_ID = t.runs.c.id == sa.bindparam("run_id")
+_RUN = sa.select(t.runs).where(_BY_ID)
+_RUN_FOR_UPDATE = _RUN.with_for_update()
+_RUN_EXISTS = sa.select(t.runs.c.id).where(_BY_ID)
+_RUN_METRICS_FOR_UPDATE = (
+    sa.select(t.runs.c.status, t.runs.c.metrics).where(_BY_ID).with_for_update()
+)
+_INSERT_RUN = t.runs.insert()
+_FINISH_RUN = t.runs.update().where(_BY_ID, t.runs.c.status == "running")
+#: sets the columns named in the parameters
+_UPDATE_RUN = t.runs.update().where(_BY_ID)
+_points = t.run_metrics.alias("points")
+#: each of some keys' value at its highest logged step
+_LATEST_POINTS = sa.select(t.run_metrics.c.key, t.run_metrics.c.value).where(
+    t.run_metrics.c.run_id == sa.bindparam("run_id"),
+    t.run_metrics.c.key.in_(sa.bindparam("keys", expanding=True)),
+    t.run_metrics.c.step
+    == sa.select(sa.func.max(_points.c.step))
+    .where(_points.c.run_id == t.run_metrics.c.run_id, _points.c.key == t.run_metrics.c.key)
+    .scalar_subquery(),
+)
 
 
 def _run(row: RowMapping | dict[str, Any]) -> Run:

@@ -177,11 +177,21 @@ def create_engine(url: str) -> Engine:
     )
 
 
+#: ``?synchronous=`` values of a SQLite URL: when a commit waits for the disk (see storage.md)
+SQLITE_SYNCHRONOUS = ("full", "normal")
+#: each SQLite connection's page cache (negative: in KiB); SQLite's default of 2 MiB holds about
+#: 500 model versions, so a search over more would read them from the file again each time
+SQLITE_CACHE_KIB = -16_384
+
+
 def _sqlite_engine(url: sa.engine.URL) -> Engine:
     database = url.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 60})
+    synchronous = _sqlite_synchronous(url)
+    engine = sa.create_engine(
+        url.difference_update_query(["synchronous"]), connect_args={"timeout": 60}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -189,9 +199,10 @@ def _sqlite_engine(url: sa.engine.URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         _set_wal(cursor)
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA cache_size={SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -201,6 +212,21 @@ def _sqlite_engine(url: sa.engine.URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _sqlite_synchronous(url: sa.engine.URL) -> str:
+    """The URL's ``synchronous`` option: ``full`` (the default) waits for the disk on every
+    commit, so a commit that returned survives a power loss; ``normal`` survives a killed
+    process but may lose the last commits to a power loss, never consistency. Others are
+    refused (``off`` can corrupt the file)."""
+    value = url.query.get("synchronous", "full")
+    text = (value if isinstance(value, str) else value[-1]).lower()
+    if text not in SQLITE_SYNCHRONOUS:
+        raise Invalid(
+            f"unsupported SQLite synchronous mode {text!r}",
+            hint="use ?synchronous=full (the default) or ?synchronous=normal",
+        )
+    return text.upper()
 
 
 def _set_wal(cursor: Any) -> None:
