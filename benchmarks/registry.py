@@ -94,7 +94,8 @@ IMPORT_PACKAGE = {"decisionloop": "import decisionloop", "mlflow": "import mlflo
 #: what loading a registered model and scoring it needs, on each side
 IMPORT_SERVING = {
     "decisionloop": "import decisionloop.platform, decisionloop.registry.bundle, "
-    "decisionloop.backends.metadata.sql, decisionloop.backends.artifacts.local, pandas, xgboost",
+    "decisionloop.backends.metadata.sql, decisionloop.backends.artifacts.local, pandas, "
+    "decisionloop.training.tree_scoring_xgboost",
     "mlflow": "import mlflow, mlflow.pyfunc, mlflow.xgboost, pandas, xgboost",
 }
 TIMED_IMPORT = "import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"

@@ -15,6 +15,7 @@ from decisionloop.errors import IntegrityError, Invalid
 from decisionloop.registry.bundle import FORMAT, ModelBundle
 from decisionloop.training.preprocess import Preprocessor
 from decisionloop.training.registry import TRAINERS, create_trainer
+from decisionloop.training.tree_scoring import NATIVE_MODELS
 
 COLUMNS = {"size": ColumnSpec(type="number"), "plan": ColumnSpec(type="string")}
 CASES = [(name, task) for name, cls in TRAINERS.items() for task in cls.tasks]
@@ -52,6 +53,15 @@ def store(tmp_path: Path) -> LocalArtifactStore:
     return LocalArtifactStore(f"file://{tmp_path / 'artifacts'}")
 
 
+def assert_same_scores(name: str, got: np.ndarray, expected: np.ndarray) -> None:
+    """Exact for models loaded by their library; natively scored boosters agree within 1e-6
+    (the float32 sigmoid may round one unit apart)."""
+    if name in NATIVE_MODELS:
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(got, expected)
+
+
 def manifest_of(store: LocalArtifactStore, key: str) -> dict[str, object]:
     loaded: dict[str, object] = json.loads(store.get(key))
     return loaded
@@ -69,16 +79,35 @@ def test_bundle_round_trip_records_flavor_and_task(
 
     manifest = manifest_of(store, stored.key)
     assert (manifest["format"], manifest["flavor"], manifest["task"]) == (FORMAT, name, task)
-    assert type(loaded.model) is TRAINERS[name]
+    assert type(loaded.model) is NATIVE_MODELS.get(name, TRAINERS[name])
+    assert loaded.flavor == name
     assert loaded.signature() == original.signature()
     if task == "regression":
         assert loaded.signature()["outputs"] == [{"name": "value", "type": "number"}]
-        np.testing.assert_array_equal(loaded.predict_value(rows), original.predict_value(rows))
+        assert_same_scores(name, loaded.predict_value(rows), original.predict_value(rows))
         with pytest.raises(Invalid, match="not available for a regression model"):
             loaded.predict_proba(rows)
     else:
         assert (loaded.threshold, loaded.positive_label) == (0.4, "high")
-        np.testing.assert_array_equal(loaded.predict_proba(rows), original.predict_proba(rows))
+        assert_same_scores(name, loaded.predict_proba(rows), original.predict_proba(rows))
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_bundle_loads_with_the_library_on_request(
+    store: LocalArtifactStore, name: str, task: str
+) -> None:
+    original = bundle(name, task)
+    rows, _ = frame(40, seed=2)
+    stored = original.save(store)
+
+    loaded = ModelBundle.load(store, stored.key, stored.sha256, native=False)
+
+    assert type(loaded.model) is TRAINERS[name]
+    expected = (
+        original.predict_value(rows) if task == "regression" else original.predict_proba(rows)
+    )
+    got = loaded.predict_value(rows) if task == "regression" else loaded.predict_proba(rows)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_tampered_model_component_refuses_to_load(store: LocalArtifactStore) -> None:
@@ -148,4 +177,4 @@ def test_format_1_manifests_still_load(store: LocalArtifactStore) -> None:
     loaded = ModelBundle.load(store, info.key, info.sha256)
 
     assert loaded.task == "classification"
-    np.testing.assert_array_equal(loaded.predict_proba(rows), original.predict_proba(rows))
+    assert_same_scores("xgboost", loaded.predict_proba(rows), original.predict_proba(rows))

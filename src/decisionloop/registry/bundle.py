@@ -10,6 +10,11 @@ Layout in the artifact store (all content-addressed)::
 
 The registry records the manifest's sha256; the manifest records each component's. Manifests
 of format ``decisionloop.model/1`` (XGBoost classifiers, component ``booster``) still load.
+
+XGBoost and LightGBM models load for scoring without their libraries: the native tree scorer
+(``training.tree_scoring``) reads the verified bytes and scores in numpy, exactly as the
+library does; a model it does not support is loaded by its library, as is any model when
+``load(..., native=False)``.
 """
 
 from __future__ import annotations
@@ -113,9 +118,15 @@ class ModelBundle:
         return store.put(_json_bytes(manifest))
 
     @classmethod
-    def load(cls, store: ArtifactStore, key: str, sha256: str) -> ModelBundle:
+    def load(
+        cls, store: ArtifactStore, key: str, sha256: str, *, native: bool = True
+    ) -> ModelBundle:
         """Load a bundle; every byte is checked against its recorded sha256 before parsing,
-        and the model is read by the loader its flavor names (an unknown flavor is refused)."""
+        and the model is read by the loader its flavor names (an unknown flavor is refused).
+
+        With ``native`` (the default) an XGBoost or LightGBM model the native tree scorer
+        supports is scored without importing its library (which still loads on first use of
+        ``model.booster``); otherwise, and for every other flavor, the library loads it."""
         from decisionloop.training.registry import TRAINERS
 
         manifest = _json_load(store.get(key, sha256=sha256), key)
@@ -144,7 +155,7 @@ class ModelBundle:
             pre_key, pre_sha = parts["preprocessor"]["key"], parts["preprocessor"]["sha256"]
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"the manifest {key!r} is malformed: {exc}") from exc
-        model = TRAINERS[flavor].from_bytes(store.get(model_key, sha256=model_sha))
+        model = _load_model(flavor, store.get(model_key, sha256=model_sha), native=native)
         if model.task != task:
             raise IntegrityError(
                 f"the manifest says {task!r} but the stored {flavor} model is {model.task!r}"
@@ -165,6 +176,20 @@ class ModelBundle:
             negative_label=str(negative),
             features=features,
         )
+
+
+def _load_model(flavor: str, data: bytes, *, native: bool) -> Trainer:
+    """The model read from its verified bytes: natively when asked and supported."""
+    if native:
+        from decisionloop.training.tree_scoring import NATIVE_MODELS, load_native
+
+        if flavor in NATIVE_MODELS:
+            scored = load_native(flavor, data)
+            if scored is not None:
+                return scored
+    from decisionloop.training.registry import TRAINERS
+
+    return TRAINERS[flavor].from_bytes(data)
 
 
 def _json_bytes(data: dict[str, Any]) -> bytes:

@@ -7,6 +7,11 @@ a saved booster needs none of it. Processes that only serve models (``decisionlo
 then imported with scikit-learn hidden: it defines its estimator classes without
 scikit-learn's base classes, and every ``Booster`` feature works as usual. scikit-learn itself
 stays importable afterwards (for scikit-learn models). Library users are unaffected.
+
+Scoring a stored XGBoost model usually needs no xgboost at all: bundles load it with the native
+tree scorer (:mod:`decisionloop.training.tree_scoring`). This import is for what is left: a
+model the native scorer does not support, or the library's booster itself (feature importance,
+ONNX export) in a process that asked for lean imports.
 """
 
 from __future__ import annotations
