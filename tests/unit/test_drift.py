@@ -23,7 +23,15 @@ from decisionloop.evaluation.drift import (
     psi,
     wasserstein,
 )
-from decisionloop.evaluation.drift_profile import ReferenceProfile, numeric_profile
+from decisionloop.evaluation.drift_profile import (
+    NumericProfile,
+    ReferenceProfile,
+    bin_counts,
+    category_counts,
+    numeric_profile,
+    sort_values,
+)
+from decisionloop.evaluation.drift_tests import BinnedCurrent, SortedCurrent, current_sample
 
 #: the sketch's documented agreement with the exact statistics (4096 ranks, 1M continuous rows)
 SKETCH_TOLERANCE = 5e-5
@@ -68,6 +76,93 @@ def test_the_sketch_stays_within_its_documented_tolerance(draw: str) -> None:
     assert wasserstein(profile, ordered) / reference.std() == pytest.approx(
         exact_w / reference.std(), abs=SKETCH_TOLERANCE
     )
+
+
+def area_on_a_grid(profile: NumericProfile, ordered: np.ndarray) -> float:
+    """The integral of |F_ref - F_cur| the plain way, an oracle for sketches: on the grid of
+    knots and values F_cur is constant and F_ref linear between neighbours."""
+    grid = np.unique(np.r_[profile.knots, ordered])
+    cur = np.searchsorted(ordered, grid[:-1], side="right") / len(ordered)
+    start = profile.cdf(grid[:-1]) - cur
+    end = profile.cdf(grid[1:], left=True) - cur
+    total = np.abs(start) + np.abs(end)
+    crossing = np.divide(start**2 + end**2, 2 * total, out=np.zeros_like(total), where=total > 0)
+    return float((np.where(start * end >= 0, total / 2, crossing) * np.diff(grid)).sum())
+
+
+def draws(kind: str, rng: np.random.Generator, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "normal":
+        return rng.normal(size=n), rng.normal(0.05, 1.1, size=m)
+    if kind == "ties":  # ties within and across the samples, at cell edges too
+        return np.round(rng.normal(size=n), 2), np.round(rng.normal(size=m), 2)
+    if kind == "integers":  # a few values: most cells are integrated exactly
+        return rng.integers(0, 9, n).astype(float), rng.integers(1, 11, m).astype(float)
+    if kind == "heavy_tail":
+        return rng.pareto(1.0, n), rng.pareto(1.1, m)
+    if kind == "outside":  # current values beyond the reference's range on both sides
+        return rng.uniform(0, 1, n), rng.uniform(-0.5, 1.5, m)
+    if kind == "at_knots":  # current values equal to reference values
+        reference = rng.normal(size=n)
+        return reference, rng.choice(reference, m)
+    if kind == "far_from_zero":
+        return 1e6 + rng.normal(size=n), 1e6 + rng.normal(0.01, 1, size=m)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["normal", "ties", "integers", "heavy_tail", "outside", "at_knots", "far_from_zero"]
+)
+@pytest.mark.parametrize("sketch", [None, 64])
+@pytest.mark.parametrize(("n", "m"), [(60_000, 45_000), (400, 9)])
+def test_binned_statistics_equal_the_sorted_ones(
+    kind: str, sketch: int | None, n: int, m: int
+) -> None:
+    """The current values in row order, spread over cells and never sorted, give the sorted
+    computation's Wasserstein distance (scipy's with an exact profile) and PSI bins; so does
+    the sorted form, which current_sample picks for data tied to few values."""
+    rng = np.random.default_rng(len(kind))
+    reference, current = draws(kind, rng, n, m)
+    profile = numeric_profile(np.sort(reference), 0, sketch)
+    ordered = np.sort(current)
+    expected = (
+        stats.wasserstein_distance(reference, current)
+        if profile.exact
+        else area_on_a_grid(profile, ordered)
+    )
+    edges = profile.psi_edges
+    for sample in (BinnedCurrent.build(profile, current), SortedCurrent(profile, ordered)):
+        assert sample.bin_counts(edges).tolist() == bin_counts(ordered, edges).tolist()
+        assert sample.wasserstein() == pytest.approx(expected, rel=1e-11, abs=1e-12)
+    chosen = current_sample(profile, current)
+    tied = kind == "integers" or (kind == "ties" and n > 1000)
+    assert isinstance(chosen, SortedCurrent if tied else BinnedCurrent)
+    assert wasserstein(profile, current) == chosen.wasserstein()
+
+
+def test_crossing_cells_without_current_values() -> None:
+    """The current values all outside the reference's range: F_ref crosses F_cur in cells
+    that hold no current value."""
+    reference = np.random.default_rng(6).uniform(0, 1, 400)
+    profile = numeric_profile(np.sort(reference), 0, None)
+    for current in (np.array([-1.0, 2.0]), np.r_[np.full(40, -1.0), np.full(40, 3.0)]):
+        expected = stats.wasserstein_distance(reference, current)
+        assert wasserstein(profile, current) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).normal(size=80_000),
+        np.random.default_rng(2).pareto(1.0, size=80_000),  # skewed: sorted directly
+        np.r_[np.random.default_rng(3).normal(size=60_000), np.inf, -np.inf],
+        np.random.default_rng(4).integers(0, 3, size=60_000).astype(float),
+        np.full(60_000, 2.5),
+        np.r_[np.full(60_000, -1e308), 1e308],  # a range beyond float64
+        np.r_[np.zeros(60_000), -0.0, 5e-324],
+    ],
+)
+def test_sort_values_sorts(values: np.ndarray) -> None:
+    assert np.array_equal(sort_values(values), np.sort(values))
 
 
 def test_chi2_and_jensen_shannon_agree_with_scipy() -> None:
@@ -139,6 +234,14 @@ def test_the_same_verdicts_from_a_stored_profile_and_an_arrow_table() -> None:
     for a, b in zip(from_profile.columns, from_frame.columns, strict=True):
         assert a.statistic == pytest.approx(b.statistic, abs=SKETCH_TOLERANCE)  # a sketch
         assert a.psi == pytest.approx(b.psi, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "category"])
+def test_category_counts_agree_across_column_types(dtype: object) -> None:
+    values = ["a", None, "b", "a", np.nan, "c", "a"]
+    frame = pd.DataFrame({"c": pd.Series(values, dtype=dtype)})
+    assert category_counts(frame, "c") == ({"a": 3, "b": 1, "c": 1}, 2)
+    assert category_counts(pa.Table.from_pandas(frame), "c") == ({"a": 3, "b": 1, "c": 1}, 2)
 
 
 def test_profile_round_trips_through_json() -> None:

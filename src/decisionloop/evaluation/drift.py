@@ -19,6 +19,9 @@ PSI (reference decile bins for numeric columns, categories for categorical ones)
 alongside every column and can be chosen as the method (drift when ``>= 0.1``). Missing values
 are counted and left out of every statistic. The data set drifts when the share of drifted
 columns is ``>= drift_share`` (0.5, Evidently's default).
+
+The statistics themselves live in :mod:`decisionloop.evaluation.drift_tests` (re-exported
+here); this module chooses among them, corrects the p-values and gives the verdicts.
 """
 
 from __future__ import annotations
@@ -43,6 +46,16 @@ from decisionloop.evaluation.drift_profile import (
     frame_rows,
     numeric_profile,
     numeric_values,
+    sort_values,
+)
+from decisionloop.evaluation.drift_tests import (
+    chi2_homogeneity,
+    current_sample,
+    jensen_shannon,
+    ks_p_value,
+    ks_statistic,
+    psi,
+    wasserstein,
 )
 
 Method = Literal["ks", "wasserstein", "chi2", "jensenshannon", "psi"]
@@ -54,12 +67,8 @@ TEST_MAX_ROWS = 1000
 CHI2_MAX_CATEGORIES = 50
 #: drift thresholds of the distance methods (Evidently's defaults)
 DISTANCE_THRESHOLDS: dict[str, float] = {"wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.1}
-#: a share of zero becomes this in PSI, whose logarithm is undefined at zero
-PSI_EPSILON = 1e-4
 #: a reference standard deviation below this is taken as this when normalizing Wasserstein
 STD_FLOOR = 1e-3
-#: up to this many rows per side the KS p-value is scipy's exact one; above, its asymptotic one
-KS_EXACT_MAX_ROWS = 10_000
 NUMERIC_METHODS = ("ks", "wasserstein", "psi")
 CATEGORICAL_METHODS = ("chi2", "jensenshannon", "psi")
 CORRECTIONS = ("none", "bonferroni", "holm", "bh")
@@ -116,94 +125,6 @@ class DriftReport:
         return data
 
 
-# -- statistics ---------------------------------------------------------------------------------
-
-
-def ks_statistic(reference: NumericProfile, current_sorted: np.ndarray) -> float:
-    """sup |F_ref - F_cur| over every knot and every current value (left and right limits)."""
-    m = len(current_sorted)
-    first = np.r_[True, current_sorted[1:] != current_sorted[:-1]]
-    last = np.r_[current_sorted[1:] != current_sorted[:-1], True]
-    values = current_sorted[first]
-    cur_left = np.flatnonzero(first) / m
-    cur_right = (np.flatnonzero(last) + 1) / m
-    gaps = [
-        np.abs(reference.cdf(values) - cur_right),
-        np.abs(reference.cdf(values, left=True) - cur_left),
-        np.abs(reference.cum_le / reference.count - _ecdf(current_sorted, reference.knots)),
-        np.abs(
-            reference.cum_lt / reference.count - _ecdf(current_sorted, reference.knots, left=True)
-        ),
-    ]
-    return float(max(gap.max() for gap in gaps))
-
-
-def ks_p_value(statistic: float, reference: NumericProfile, current_sorted: np.ndarray) -> float:
-    """scipy.stats.ks_2samp's two-sided p-value: exact up to 10,000 rows per side (needs an
-    exact profile), else the asymptotic Kolmogorov distribution at ``n m / (n + m)``."""
-    from scipy import stats
-
-    n, m = reference.count, len(current_sorted)
-    if reference.exact and max(n, m) <= KS_EXACT_MAX_ROWS:
-        sample = np.repeat(reference.knots, reference.cum_le - reference.cum_lt)
-        return float(stats.ks_2samp(sample, current_sorted).pvalue)
-    effective = round(n * m / (n + m))
-    return float(np.clip(stats.kstwo.sf(statistic, effective), 0.0, 1.0))
-
-
-def wasserstein(reference: NumericProfile, current_sorted: np.ndarray) -> float:
-    """The integral of |F_ref - F_cur|: exact between the breakpoints, where F_cur is constant
-    and F_ref linear (constant too with an exact profile)."""
-    distinct = current_sorted[np.r_[current_sorted[1:] != current_sorted[:-1], True]]
-    grid = np.sort(np.concatenate([reference.knots, distinct]), kind="stable")
-    grid = grid[np.r_[grid[1:] != grid[:-1], True]]
-    cur = _ecdf(current_sorted, grid[:-1])
-    start = reference.cdf(grid[:-1]) - cur  # just right of each breakpoint
-    end = reference.cdf(grid[1:], left=True) - cur  # just left of the next one
-    width = np.diff(grid)
-    same_sign = start * end >= 0
-    total = np.abs(start) + np.abs(end)
-    crossing = np.divide(start**2 + end**2, 2 * total, out=np.zeros_like(total), where=total > 0)
-    area = np.where(same_sign, total / 2, crossing) * width
-    return float(area.sum())
-
-
-def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """Population stability index: sum((cur - ref) * ln(cur / ref)) over the bins' shares, a
-    zero share taken as 1e-4."""
-    ref = np.maximum(reference_counts / max(reference_counts.sum(), 1), PSI_EPSILON)
-    cur = np.maximum(current_counts / max(current_counts.sum(), 1), PSI_EPSILON)
-    return float(np.sum((cur - ref) * np.log(cur / ref)))
-
-
-def chi2_homogeneity(
-    reference_counts: np.ndarray, current_counts: np.ndarray
-) -> tuple[float, float]:
-    """Pearson's chi-squared test of homogeneity on the 2 x k table (no Yates correction):
-    the statistic and its p-value, as ``scipy.stats.chi2_contingency(table, correction=False)``."""
-    from scipy import stats
-
-    table = np.vstack([reference_counts, current_counts]).astype(np.float64)
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2:
-        return 0.0, 1.0
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
-    statistic = float(((table - expected) ** 2 / expected).sum())
-    return statistic, float(stats.chi2.sf(statistic, table.shape[1] - 1))
-
-
-def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """The Jensen-Shannon distance (natural logarithm) between the two share vectors."""
-    from scipy.spatial import distance
-
-    return float(distance.jensenshannon(reference_counts, current_counts))
-
-
-def _ecdf(ordered: np.ndarray, x: np.ndarray, *, left: bool = False) -> np.ndarray:
-    side: Literal["left", "right"] = "left" if left else "right"
-    return np.searchsorted(ordered, x, side=side) / len(ordered)
-
-
 # -- per column ---------------------------------------------------------------------------------
 
 
@@ -216,7 +137,6 @@ def _numeric_drift(
     threshold: float | None,
     test_max_rows: int,
 ) -> ColumnDrift:
-    current = np.sort(current)
     n, m = reference.count, len(current)
     counts = {
         "n_reference": n,
@@ -225,25 +145,13 @@ def _numeric_drift(
         "missing_current": missing_current,
     }
     if n == 0 or m == 0:
-        side = "reference" if n == 0 else "current"
-        return ColumnDrift(
-            name,
-            "numeric",
-            "missing",
-            f"no non-missing {side} values",
-            None,
-            None,
-            None,
-            0.0,
-            True,
-            None,
-            **counts,
-        )
+        return _no_values(name, "numeric", "reference" if n == 0 else "current", counts)
     chosen, reason = _choose(method, NUMERIC_METHODS, "numeric", min(n, m), test_max_rows)
-    column_psi = psi(reference.psi_counts, bin_counts(current, reference.psi_edges))
-    if chosen == "ks":
-        statistic = ks_statistic(reference, current)
-        p_value = ks_p_value(statistic, reference, current)
+    if chosen == "ks":  # small samples, or chosen: KS wants the values in order
+        ordered = sort_values(current)
+        column_psi = psi(reference.psi_counts, bin_counts(ordered, reference.psi_edges))
+        statistic = ks_statistic(reference, ordered)
+        p_value = ks_p_value(statistic, reference, ordered)
         return ColumnDrift(
             name,
             "numeric",
@@ -257,8 +165,10 @@ def _numeric_drift(
             column_psi,
             **counts,
         )
+    sample = current_sample(reference, current)  # PSI and Wasserstein, usually without a sort
+    column_psi = psi(reference.psi_counts, sample.bin_counts(reference.psi_edges))
     if chosen == "wasserstein":
-        statistic = wasserstein(reference, current) / max(reference.std, STD_FLOOR)
+        statistic = sample.wasserstein() / max(reference.std, STD_FLOOR)
     else:
         statistic = column_psi
     limit = DISTANCE_THRESHOLDS[chosen] if threshold is None else threshold
@@ -297,20 +207,7 @@ def _categorical_drift(
         "missing_current": missing_current,
     }
     if n == 0 or m == 0:
-        side = "reference" if n == 0 else "current"
-        return ColumnDrift(
-            name,
-            "categorical",
-            "missing",
-            f"no non-missing {side} values",
-            None,
-            None,
-            None,
-            0.0,
-            True,
-            None,
-            **counts,
-        )
+        return _no_values(name, "categorical", "reference" if n == 0 else "current", counts)
     if method is None and len(categories) > CHI2_MAX_CATEGORIES:
         chosen = "jensenshannon"
         reason = f"{len(categories)} categories > {CHI2_MAX_CATEGORIES}: Jensen-Shannon distance"
@@ -349,6 +246,12 @@ def _categorical_drift(
         column_psi,
         **counts,
     )
+
+
+def _no_values(name: str, kind: str, side: str, counts: dict[str, int]) -> ColumnDrift:
+    """A column with no non-missing values on a side: reported as drifted."""
+    reason = f"no non-missing {side} values"
+    return ColumnDrift(name, kind, "missing", reason, None, None, None, 0.0, True, None, **counts)
 
 
 def _choose(
@@ -426,7 +329,7 @@ def drift_report(
     else:
         if columns is None:
             raise Invalid("columns are required with a reference frame", hint="name each kind")
-        profile = _exact_profile(reference, columns)
+        profile = exact_profile(reference, columns)
         names = list(columns)
     if not names:
         raise Invalid("no columns to compare", hint="name at least one column")
@@ -491,7 +394,7 @@ def prediction_drift(
     else:
         scores = np.asarray(reference_scores, dtype=np.float64)
         kept = scores[~np.isnan(scores)]
-        reference = numeric_profile(np.sort(kept), len(scores) - len(kept), None)
+        reference = numeric_profile(sort_values(kept), len(scores) - len(kept), None)
     kept_current = current[~np.isnan(current)]
     result = _numeric_drift(
         "prediction",
@@ -538,8 +441,9 @@ def _check_profile(profile: ReferenceProfile, columns: Mapping[str, ColumnKindSp
             )
 
 
-def _exact_profile(frame: Any, columns: Mapping[str, ColumnKindSpec]) -> ReferenceProfile:
-    """The profile of a reference frame with every distinct value (exact statistics)."""
+def exact_profile(frame: Any, columns: Mapping[str, ColumnKindSpec]) -> ReferenceProfile:
+    """The profile of a reference frame with every distinct value (exact statistics), its
+    columns profiled in parallel."""
     names = list(columns)
     with ThreadPoolExecutor(max_workers=_workers(len(names))) as pool:
         built = list(
@@ -564,6 +468,11 @@ def _workers(columns: int) -> int:
     )
 
 
+def _approximate(column: object) -> bool:
+    """Whether a column's statistics come from a sketch rather than every value."""
+    return isinstance(column, NumericProfile) and not column.exact
+
+
 __all__ = [
     "ColumnDrift",
     "DriftReport",
@@ -571,14 +480,11 @@ __all__ = [
     "adjust_p_values",
     "chi2_homogeneity",
     "drift_report",
+    "exact_profile",
     "jensen_shannon",
+    "ks_p_value",
     "ks_statistic",
     "prediction_drift",
     "psi",
     "wasserstein",
 ]
-
-
-def _approximate(column: object) -> bool:
-    """Whether a column's statistics come from a sketch rather than every value."""
-    return isinstance(column, NumericProfile) and not column.exact

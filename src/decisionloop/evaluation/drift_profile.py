@@ -9,11 +9,14 @@ value is a knot and the distribution is exact; otherwise the knots are the value
 linear (the reference mass between them, spread evenly); ``sketch_size // 8`` more ranks,
 geometrically spaced, go to each tail, where linear pieces would err most. Per categorical
 column it keeps value counts. :meth:`ReferenceProfile.to_dict` gives plain JSON (no pickle),
-stored next to a snapshot.
+stored next to a snapshot; :meth:`ReferenceProfile.to_bytes` a compact binary form (numeric
+arrays in an ``.npz``, no pickle) for exact profiles, whose knots are every distinct value.
 """
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -33,6 +36,10 @@ DEFAULT_SKETCH_SIZE = 4096
 #: PSI bins: deciles of the reference
 PSI_BINS = 10
 PROFILE_FORMAT = 1
+#: equal-width buckets a large column is spread over before it is sorted (see sort_values)
+SORT_BUCKETS = 1 << 16
+#: from this many values on, sort_values buckets first
+BUCKET_SORT_MIN_ROWS = 50_000
 
 
 def column_kind(spec: ColumnKindSpec) -> ColumnKind:
@@ -72,24 +79,44 @@ class NumericProfile:
 
     def cdf(self, x: np.ndarray, *, left: bool = False) -> np.ndarray:
         """The reference distribution at ``x`` (``P(X <= x)``, or ``P(X < x)`` with ``left``)."""
-        knots = self.knots
-        n = float(self.count)
+        at_most, below = self.limits(x)
+        return below if left else at_most
+
+    def limits(
+        self, x: np.ndarray, last_knot: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``P(X <= x)`` and ``P(X < x)`` in one search; ``last_knot`` (the index of the last
+        knot ``<= x``, -1 for none) saves even that one."""
+        knots, at_most, below = self.knots, self.cum_le, self.cum_lt
         last = len(knots) - 1
-        j = np.searchsorted(knots, x, side="right") - 1  # last knot <= x
-        jc = np.clip(j, 0, last)
-        at_knot = knots[jc] == x
-        out = np.where(at_knot, (self.cum_lt if left else self.cum_le)[jc] / n, 0.0)
-        inside = (j >= 0) & (j < last) & ~at_knot
-        if inside.any():
-            lo = j[inside]
-            start = self.cum_le[lo] / n
-            end = self.cum_lt[lo + 1] / n
-            span = knots[lo + 1] - knots[lo]
-            out[inside] = start + (end - start) * (x[inside] - knots[lo]) / span
-        out[(j >= last) & ~at_knot] = 1.0
-        return out
+        j = np.searchsorted(knots, x, side="right") - 1 if last_knot is None else last_knot
+        at = np.clip(j, 0, last)
+        if last == 0:
+            right = np.where(j >= 0, float(at_most[0]), 0.0)
+        else:  # linear from just right of knot i to just left of knot i + 1 (flat if exact)
+            i = np.minimum(at, last - 1)
+            rise = below[i + 1] - at_most[i]
+            right = at_most[i] + rise * ((x - knots[i]) / (knots[i + 1] - knots[i]))
+            right[j >= last] = at_most[last]
+            right[j < 0] = 0.0
+        on_knot = knots[at] == x
+        left = np.where(on_knot, below[at], right)
+        return right / self.count, left / self.count
+
+    def masses(self) -> tuple[np.ndarray, np.ndarray]:
+        """The reference values at each knot, and strictly between each knot and the next."""
+        return self.cum_le - self.cum_lt, self.cum_lt[1:] - self.cum_le[:-1]
 
     def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "knots": self.knots.tolist(),
+            "cum_le": self.cum_le.tolist(),
+            "cum_lt": self.cum_lt.tolist(),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the knots and their counts."""
         return {
             "kind": "numeric",
             "count": self.count,
@@ -99,9 +126,6 @@ class NumericProfile:
             "min": self.min,
             "max": self.max,
             "exact": self.exact,
-            "knots": self.knots.tolist(),
-            "cum_le": self.cum_le.tolist(),
-            "cum_lt": self.cum_lt.tolist(),
             "psi_edges": self.psi_edges.tolist(),
             "psi_counts": self.psi_counts.tolist(),
         }
@@ -174,7 +198,7 @@ class ReferenceProfile:
         for name, spec in columns.items():
             if column_kind(spec) == "numeric":
                 values, missing = numeric_values(frame, name)
-                profiles[name] = numeric_profile(np.sort(values), missing, sketch_size)
+                profiles[name] = numeric_profile(sort_values(values), missing, sketch_size)
             else:
                 counts, missing = category_counts(frame, name)
                 profiles[name] = CategoricalProfile(
@@ -209,6 +233,56 @@ class ReferenceProfile:
             columns=columns,
             sketch_size=None if sketch is None else int(sketch),
         )
+
+    def to_bytes(self) -> bytes:
+        """The profile as an uncompressed ``.npz``: each numeric column's knots (float64) and
+        the reference mass at and between them (the smallest unsigned integer type that holds
+        it), everything else as JSON. Exact (``from_bytes(to_bytes(p))`` gives the same
+        numbers); 9 bytes per distinct value, where JSON takes about 35."""
+        header: dict[str, Any] = {
+            "format": PROFILE_FORMAT,
+            "rows": self.rows,
+            "sketch_size": self.sketch_size,
+        }
+        arrays: dict[str, np.ndarray] = {}
+        described: dict[str, Any] = {}
+        for i, (name, column) in enumerate(self.columns.items()):
+            if isinstance(column, NumericProfile):
+                data = column.summary()
+                at, between = column.masses()
+                data["below"] = int(column.cum_lt[0]) if len(at) else 0
+                arrays[f"{i}.knots"] = column.knots
+                arrays[f"{i}.at"] = _smallest(at)
+                # exact profiles have no mass between knots: nothing to store
+                arrays[f"{i}.between"] = _smallest(between) if between.any() else between[:0]
+            else:
+                data = column.to_dict()
+            described[name] = {"index": i, **data}
+        header["columns"] = described
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        buffer = io.BytesIO()
+        np.savez(buffer, allow_pickle=False, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReferenceProfile:
+        """The profile :meth:`to_bytes` wrote (numbers only: nothing is unpickled)."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+                header = json.loads(stored["header"].tobytes())
+                arrays = {key: stored[key] for key in stored.files if key != "header"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise Invalid(
+                "not a stored reference profile", hint="rebuild it with ReferenceProfile.build"
+            ) from exc
+        for column in header.get("columns", {}).values():
+            if column["kind"] == "numeric":
+                i = column["index"]
+                column["knots"] = arrays[f"{i}.knots"]
+                column["cum_lt"], column["cum_le"] = _cumulative(
+                    column["below"], arrays[f"{i}.at"], arrays[f"{i}.between"]
+                )
+        return cls.from_dict(header)
 
 
 def numeric_profile(
@@ -254,6 +328,51 @@ def numeric_profile(
     )
 
 
+def sort_values(values: np.ndarray) -> np.ndarray:
+    """``np.sort(values)``, up to twice as fast on large columns: the values are first spread
+    over 65,536 equal-width buckets (a radix argsort of 16-bit bucket numbers), which leaves
+    them nearly sorted, and NumPy's stable sort (timsort) finishes nearly sorted runs in a
+    fraction of a quicksort's time. Skewed columns, where buckets would not help, and
+    columns with non-finite values are sorted directly."""
+    n = len(values)
+    if n < BUCKET_SORT_MIN_ROWS:
+        return np.sort(values)
+    lo, hi = values.min(), values.max()
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        return np.sort(values)
+    with np.errstate(over="ignore"):
+        span = np.float64(hi) - np.float64(lo)
+        scale = (SORT_BUCKETS - 1) / span
+    if not (np.isfinite(span) and np.isfinite(scale)):  # beyond float64 range, or subnormal
+        return np.sort(values)
+    buckets = ((values - lo) * scale).astype(np.uint16)
+    if np.bincount(buckets, minlength=SORT_BUCKETS).max() > n // 16:
+        return np.sort(values)  # most values share a few buckets: no head start
+    order = np.argsort(buckets, kind="stable")  # a radix sort for 16-bit keys
+    ordered: np.ndarray = np.sort(values[order], kind="stable")
+    return ordered
+
+
+def _smallest(counts: np.ndarray) -> np.ndarray:
+    """Non-negative counts in the smallest unsigned integer type that holds them."""
+    largest = int(counts.max()) if len(counts) else 0
+    return counts.astype(np.min_scalar_type(largest))
+
+
+def _cumulative(below: int, at: np.ndarray, between: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``cum_lt`` and ``cum_le`` from the mass below the first knot, at each knot and between
+    consecutive knots."""
+    k = len(at)
+    steps = np.zeros(2 * k, dtype=np.int64)
+    if k:
+        steps[0] = below
+    steps[1::2] = at
+    if len(between):
+        steps[2::2] = between
+    ends = np.cumsum(steps)
+    return ends[0::2], ends[1::2]
+
+
 def bin_counts(ordered: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts of sorted values in the bins (-inf, e1], (e1, e2], ..., (ek, inf)."""
     cuts = np.searchsorted(ordered, edges, side="right")
@@ -276,12 +395,16 @@ def _column(frame: Any, name: str) -> Any:
 
 
 def numeric_values(frame: Any, name: str) -> tuple[np.ndarray, int]:
-    """The non-missing values of a numeric column as float64, and how many were missing."""
+    """The non-missing values of a numeric column as float64 (read-only: they may be the
+    frame's own), and how many were missing."""
     column = _column(frame, name)
     if hasattr(frame, "column_names"):  # pyarrow
         column = column.to_pandas()
     try:
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        if column.dtype == np.float64:  # NaN is already its missing value: no copy
+            values = column.to_numpy()
+        else:
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError) as exc:
         raise Invalid(
             f"column {name!r} is not numeric", hint="declare it categorical, or clean it first"
@@ -303,6 +426,14 @@ def category_counts(frame: Any, name: str) -> tuple[dict[str, int], int]:
             str(row["values"]): int(row["counts"]) for row in counted if row["values"] is not None
         }
         return counts, int(column.null_count)
+    if column.dtype == object:  # hashing Python objects once beats value_counts (about 2x)
+        import pandas as pd
+
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        kept = codes[codes >= 0]
+        tally = np.bincount(kept, minlength=len(uniques))
+        counts = {str(key): int(value) for key, value in zip(uniques, tally, strict=True)}
+        return counts, int(len(column) - len(kept))
     counted = column.value_counts(dropna=True, sort=False)
     counts = {str(key): int(value) for key, value in counted.items()}
     return counts, int(len(column) - counted.sum())
