@@ -9,16 +9,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from decisionloop.backends.metadata.records import MetricPoint, NewModelVersion
-from decisionloop.config import PROJECT_FILE, ColumnSpec, ColumnType, DataSpec, ModelSpec
-from decisionloop.errors import DecisionLoopError, Invalid, InvalidConfig
+from decisionloop.config import ColumnSpec, ColumnType, DataSpec, ModelSpec
+from decisionloop.errors import DecisionLoopError, InvalidConfig
 from decisionloop.evaluation.metrics import prefixed
 from decisionloop.pipelines.assess import assess
+from decisionloop.pipelines.feature_steps import (
+    bundle_features,
+    refresh_features,
+    with_feature_columns,
+)
 from decisionloop.pipelines.gating import gate_version, keep_evaluation
+from decisionloop.pipelines.prepare import Prepared, prepare_rows
 
 if TYPE_CHECKING:
     from decisionloop.platform import Platform, ProgressCallback
 
 CHAMPION = "champion"
+__all__ = ["CHAMPION", "LoopResult", "Prepared", "prepare_rows", "run_loop"]
 
 
 @dataclass(frozen=True)
@@ -301,7 +308,7 @@ def _register(
         threshold=settings.model.threshold,
         positive_label=prepared.positive,
         negative_label=prepared.negative,
-        features=_bundle_features(prepared),
+        features=bundle_features(prepared),
     )
     stored = bundle.save(platform.artifacts)
     # the saved model must score exactly as evaluated: reload and compare
@@ -324,19 +331,6 @@ def _register(
         ),
         actor=platform.actor,
     )
-
-
-def _bundle_features(prepared: Prepared) -> dict[str, Any] | None:
-    """What serving needs to look a model's features up by entity id."""
-    lineage = prepared.feature_lineage
-    if not lineage or not lineage.get("service"):
-        return None
-    join_keys = list(dict.fromkeys(view["join_key"] for view in lineage["views"].values()))
-    return {
-        "service": lineage["service"]["name"],
-        "version": lineage["service"]["version"],
-        "join_keys": join_keys,
-    }
 
 
 def _metrics(part: str, y: Any, scores: Any, task: str, threshold: float) -> dict[str, float]:
@@ -364,49 +358,6 @@ def _validation_split(
     except ValueError:
         fit, valid = train_test_split(index, test_size=size, random_state=seed)
     return fit, valid
-
-
-@dataclass
-class Prepared:
-    """The training data as validated and stored, with its labels and split."""
-
-    frame: Any = None
-    y: Any = None
-    positive: str = ""
-    negative: str = ""
-    split: Any = None
-    columns: dict[str, ColumnSpec] = field(default_factory=dict)
-    snapshot: Any = None
-    #: the training set's feature lineage (definitions and source snapshots), with a service
-    feature_lineage: dict[str, Any] | None = None
-
-
-def _refresh_features(platform: Platform, service: str, progress: ProgressCallback) -> Any:
-    """Ingest the feature views' declared sources (unchanged files are skipped), apply the
-    definitions, and return the resolved service."""
-    features = platform.features
-    plan = features.repo.service(service)
-    settings = platform.settings
-    for source in dict.fromkeys(view.source for view, _ in plan.views):
-        if source == settings.name or source not in settings.datasets:
-            continue
-        for result in platform.dataset(source).ingest(strict=True):
-            progress("features", f"data set {source}: {result.report.summary()}")
-    changes = features.apply().pending
-    if changes:
-        progress(
-            "features",
-            "applied "
-            + ", ".join(f"{c.action} {c.kind.replace('_', ' ')} {c.name}" for c in changes),
-        )
-    online = [view.name for view, _ in plan.views if view.online]
-    for view in features.materialize(online) if online else []:
-        progress(
-            "features",
-            f"materialized {view.view} ({view.mode}): {view.rows_written} of "
-            f"{view.entities} entities written to the online store",
-        )
-    return plan
 
 
 def _ingest_training_data(
@@ -445,8 +396,8 @@ def _ingest_training_data(
         service = None
         training_columns = columns
         if spec.features is not None:
-            service = _refresh_features(platform, spec.features, progress)
-            training_columns = _with_feature_columns(columns, spec, service)
+            service = refresh_features(platform, spec.features, progress)
+            training_columns = with_feature_columns(columns, spec, service)
         prepared = Prepared(columns=training_columns)
 
         def inspect(table: Any) -> None:
@@ -488,28 +439,6 @@ def _ingest_training_data(
         opened.close()
 
 
-def _with_feature_columns(
-    columns: dict[str, ColumnSpec], spec: DataSpec, service: Any
-) -> dict[str, ColumnSpec]:
-    """The training columns with a feature service: the label data's key, time and target,
-    then the service's features (the label data's other columns are not model inputs)."""
-    if spec.entity is None or spec.timestamp is None:
-        raise InvalidConfig(
-            "a feature service needs `data.entity` and `data.timestamp`",
-            file=PROJECT_FILE,
-            key="data.features",
-            hint="name the label rows' entity key and the time each label was observed",
-        )
-    kept = {
-        name: column
-        for name, column in columns.items()
-        if name in (spec.entity, spec.timestamp, spec.target)
-    }
-    for name, dtype in service.outputs.items():
-        kept[name] = ColumnSpec(type=dtype)
-    return kept
-
-
 def _snapshot_of(platform: Platform, origin: str) -> Any:
     if not platform.metadata.ingestion.has_origin(platform.settings.name, origin):
         return None
@@ -517,62 +446,6 @@ def _snapshot_of(platform: Platform, origin: str) -> Any:
         if snapshot.source == origin:
             return snapshot
     return None
-
-
-def prepare_rows(settings: Any, table: Any, prepared: Prepared) -> None:
-    """Labels and split from the rows about to be stored; raises Invalid to refuse them."""
-    from decisionloop.data.labels import encode_target, infer_positive
-    from decisionloop.data.validation import validate_frame
-    from decisionloop.training.split import split_rows
-
-    spec = settings.data
-    raw = table.to_pandas()
-    if len(raw) == 0:
-        raise Invalid("no rows passed validation", hint="see `decisionloop data report`")
-    columns = {name: col for name, col in prepared.columns.items() if name in raw.columns}
-    frame = validate_frame(raw, columns)
-    timestamps = frame[spec.timestamp] if spec.timestamp else None
-    if settings.model.task == "regression":
-        y = _numeric_target(raw[spec.target], spec.target)
-        prepared.split = split_rows(
-            y,
-            test_size=settings.model.test_size,
-            seed=settings.model.seed,
-            timestamps=timestamps,
-            stratify=False,
-        )
-        prepared.frame, prepared.y, prepared.columns = frame, y, columns
-        return
-    positive = (
-        spec.positive
-        if spec.positive is not None
-        else infer_positive(raw[spec.target], spec.target)
-    )
-    y, negative = encode_target(raw[spec.target], spec.target, positive)
-    prepared.split = split_rows(
-        y, test_size=settings.model.test_size, seed=settings.model.seed, timestamps=timestamps
-    )
-    prepared.frame, prepared.y, prepared.positive, prepared.negative = frame, y, positive, negative
-    prepared.columns = columns
-
-
-def _numeric_target(series: Any, target: str) -> Any:
-    """The regression target as float64; missing or non-numeric values are refused."""
-    import pandas as pd
-
-    values = pd.to_numeric(series, errors="coerce")
-    bad = int(values.isna().sum())
-    if bad:
-        raise Invalid(
-            f"target column {target!r} has {bad} missing or non-numeric value(s)",
-            hint="a regression target must be a number in every row; drop or fix those rows",
-        )
-    if values.nunique() < 2:
-        raise Invalid(
-            f"target column {target!r} is constant",
-            hint="a regression target must vary; check the data or model.task",
-        )
-    return values.to_numpy(dtype="float64")
 
 
 def log_training(platform: Platform, run_id: str, trainer: object) -> None:
