@@ -241,3 +241,21 @@ def test_train_and_serve_through_the_service(platform: Platform, project: Path) 
         assert bad.status_code == 422
         unknown = client.post("/v1/feature-services/nope/online", json={"entity_ids": ["c0"]})
         assert unknown.status_code == 404
+        # bad bodies: a 4xx problem document each, never a traceback
+        route = "/v1/feature-services/churn_svc/online"
+        for body, status in [
+            ({}, 422),  # neither entities nor entity_ids
+            ({"entity_ids": []}, 422),  # nothing to look up
+            ({"entity_ids": "c002"}, 422),  # not a list
+            ({"entity_ids": [True]}, 422),  # a boolean is not an id
+            ({"entities": [{"customer_id": ["c002"]}]}, 422),  # not a scalar
+            ({"entities": [{"plan": "pro"}]}, 422),  # no join key
+            ({"entity_ids": ["c002"] * 20_000}, 413),  # over serving.max_rows_per_request
+        ]:
+            answer = client.post(route, json=body)
+            assert answer.status_code == status, (body, answer.text)
+            assert answer.json()["status"] == status
+        garbled = client.post(
+            route, content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert garbled.status_code in (400, 422)

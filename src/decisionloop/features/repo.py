@@ -331,8 +331,3 @@ def _resolve(repo: FeatureRepo, service: FeatureService) -> ResolvedService:
         join_keys=join_keys,
         versions=versions,
     )
-
-
-def describe(service: ResolvedService) -> Mapping[str, Any]:
-    """The lineage a training run records: the service and each view's version."""
-    return {"service": service.name, "version": service.version, "views": service.versions}

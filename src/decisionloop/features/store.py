@@ -57,15 +57,10 @@ class FeatureStore:
 
     @property
     def repo(self) -> FeatureRepo:
-        """The project's definitions (read once; ``reload()`` reads them again)."""
+        """The project's definitions, read once per FeatureStore."""
         if self._repo is None:
             self._repo = load_repo(self.platform.settings)
         return self._repo
-
-    def reload(self) -> FeatureRepo:
-        self._repo = None
-        self._plans.clear()
-        return self.repo
 
     def plan(self) -> FeaturePlan:
         """Compare the project's definitions with the ones applied (recorded in metadata)."""
